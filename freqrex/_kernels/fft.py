@@ -1,0 +1,522 @@
+"""pyFFTW plans, FFTW wisdom and batched masked inverse transforms.
+
+Design (measured on the 2-core dev box, see ``bench/README.md``):
+
+* One **single-row** c2r plan per signal length ``n`` and per worker thread, each with its
+  own SIMD-aligned input/output buffers, instead of one ``howmany=P`` plan per
+  ``(P, K, n)``.  Rows are spread over a small thread pool (``pyfftw.FFTW.execute`` drops
+  the GIL).  Reasons: a batched FFTW_ESTIMATE plan with 2 FFTW threads is 2-4x slower
+  than this at n = 480 000, while FFTW_MEASURE for a batched plan costs 20-30 s of
+  planning on a cold cache; single-row ESTIMATE plans spread over the pool match the
+  MEASURE batched plan and plan in milliseconds.  A plan per ``n`` also serves every
+  ``P`` (the search calls with many different batch sizes).
+* Each worker builds its row's masked spectrum straight into its plan's input buffer
+  (the c2r transform destroys it anyway), pre-scaled by ``1/n`` so the raw
+  ``execute()`` needs no normalisation pass, and the transform writes straight into
+  the caller's output row when that row has the plan's alignment.
+* Narrow intervals are synthesised directly (sum of ``w`` cosines) when a cost model
+  fitted on this box says it beats a row FFT.
+* Planner effort: FFTW_MEASURE only when wisdom already holds the answer
+  (``FFTW_WISDOM_ONLY`` probe, ~0.1 ms), otherwise FFTW_ESTIMATE.  :func:`prepare_plans`
+  pays for MEASURE explicitly and persists it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import os
+import struct
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pyfftw
+
+from .synth import _fill_bins, _fill_interval, _fill_ranked, _fill_scaled, _ranks, _synth_band
+
+__all__ = [
+    "bin_set_parts",
+    "interval_parts",
+    "irfft_batch",
+    "load_wisdom",
+    "prefix_parts",
+    "prepare_plans",
+    "rfft",
+    "save_wisdom",
+    "wisdom_path",
+]
+
+_WISDOM_FILE = "fftw_wisdom.bin"
+_WISDOM_MAGIC = b"FRQXWIS1"
+_WISDOM_MAX_BYTES = 64 << 20  # a real wisdom file is a few KiB; refuse to slurp garbage
+_PLAN_CACHE_SIZE = 4  # distinct signal lengths kept planned (one per clip length in use)
+# Below this many output samples per call the pool hand-off (~30-50 us) outweighs the
+# second core; measured crossover is around 2-4 rows of 16 000 samples.
+_POOL_MIN_SAMPLES = 1 << 16
+# Direct synthesis cost model, fitted on the dev box: a row FFT of smooth n costs about
+# _FFT_NS * n * log2(n) ns, direct synthesis of w bins about n * (_SYN_NS0 + _SYN_NS1 * w).
+_FFT_NS = 0.10
+_SYN_NS0 = 0.35
+_SYN_NS1 = 0.18
+_SYNTH_MAX_WIDTH = 16  # bounds the synthesis table (w x 512 doubles, twice)
+
+
+def _usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_WORKERS = _usable_cores()
+
+
+# --------------------------------------------------------------------------- wisdom
+
+
+def wisdom_path() -> Path:
+    """Location of the persisted FFTW wisdom.
+
+    Returns
+    -------
+    Path
+        ``$FREQREX_CACHE_DIR/fftw_wisdom.bin`` if the variable is set, else the same file
+        in ``platformdirs.user_cache_dir("freqrex")``.
+    """
+    root = os.environ.get("FREQREX_CACHE_DIR")
+    if not root:
+        import platformdirs
+
+        root = platformdirs.user_cache_dir("freqrex")
+    return Path(root) / _WISDOM_FILE
+
+
+def _encode_wisdom(parts: Sequence[bytes]) -> bytes:
+    chunks = [_WISDOM_MAGIC, struct.pack("<I", len(parts))]
+    for part in parts:
+        chunks += [struct.pack("<Q", len(part)), part]
+    return b"".join(chunks)
+
+
+def _decode_wisdom(blob: bytes) -> tuple[bytes, ...]:
+    """Inverse of _encode_wisdom; raises ValueError on any inconsistency."""
+    head = len(_WISDOM_MAGIC)
+    if blob[:head] != _WISDOM_MAGIC or len(blob) < head + 4:
+        raise ValueError("not a freqrex wisdom file")
+    (count,) = struct.unpack_from("<I", blob, head)
+    if count != 3:  # double, single, long double
+        raise ValueError("unexpected wisdom part count")
+    pos, parts = head + 4, []
+    for _ in range(count):
+        if pos + 8 > len(blob):
+            raise ValueError("truncated wisdom file")
+        (size,) = struct.unpack_from("<Q", blob, pos)
+        pos += 8
+        if pos + size > len(blob):
+            raise ValueError("truncated wisdom file")
+        parts.append(bytes(blob[pos : pos + size]))
+        pos += size
+    if pos != len(blob):
+        raise ValueError("trailing bytes in wisdom file")
+    return tuple(parts)
+
+
+def load_wisdom() -> bool:
+    """Import persisted FFTW wisdom, if any.
+
+    A missing, unreadable or corrupt file is ignored (FFTW then simply plans).
+
+    Returns
+    -------
+    bool
+        True if wisdom was imported.
+    """
+    try:
+        path = wisdom_path()
+        if path.stat().st_size > _WISDOM_MAX_BYTES:
+            return False
+        parts = _decode_wisdom(path.read_bytes())
+        return any(pyfftw.import_wisdom(parts))
+    except Exception:  # noqa: BLE001 - any failure just means "plan from scratch"
+        return False
+
+
+def save_wisdom() -> bool:
+    """Persist the current FFTW wisdom atomically (temp file + ``os.replace``).
+
+    An unwritable cache directory is ignored.
+
+    Returns
+    -------
+    bool
+        True if the file was written.
+    """
+    tmp = None
+    try:
+        path = wisdom_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        blob = _encode_wisdom(pyfftw.export_wisdom())
+        fd, tmp = tempfile.mkstemp(prefix=".wisdom-", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        os.replace(tmp, path)
+        return True
+    except Exception:  # noqa: BLE001 - the cache is an optimisation, never an error
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        return False
+
+
+# --------------------------------------------------------------------------- plans
+
+
+class _RowPlan:
+    """One c2r plan of length n with its own aligned buffers (one per worker thread)."""
+
+    __slots__ = ("fftw", "spec", "wave")
+
+    def __init__(self, n: int, flags: tuple[str, ...]) -> None:
+        self.spec = pyfftw.empty_aligned(n // 2 + 1, dtype=np.complex64)
+        self.wave = pyfftw.empty_aligned(n, dtype=np.float32)
+        # threads=1: parallelism is across rows (see module docstring)
+        self.fftw = pyfftw.FFTW(
+            self.spec,
+            self.wave,
+            direction="FFTW_BACKWARD",
+            flags=(*flags, "FFTW_DESTROY_INPUT"),
+            threads=1,
+        )
+
+    def run(self, out_row: np.ndarray) -> None:
+        """Transform self.spec (already filled, scaled by 1/n) into out_row."""
+        if out_row.ctypes.data % self.fftw.output_alignment == 0:
+            self.fftw.update_arrays(self.spec, out_row)
+            self.fftw.execute()
+        else:
+            self.fftw.update_arrays(self.spec, self.wave)
+            self.fftw.execute()
+            out_row[:] = self.wave
+
+
+class _PlanSet:
+    """Per-worker row plans for one signal length; the lock serialises callers."""
+
+    def __init__(self, n: int, workers: int, effort: str | None = None) -> None:
+        self.lock = threading.Lock()
+        self.plans = [_make_row_plan(n, effort) for _ in range(workers)]
+
+
+_cache_lock = threading.Lock()
+_plan_cache: OrderedDict[int, _PlanSet] = OrderedDict()
+_wisdom_state = {"loaded": False, "dirty": False}
+_pool: ThreadPoolExecutor | None = None
+
+
+def _make_row_plan(n: int, effort: str | None) -> _RowPlan:
+    if effort is not None:
+        return _RowPlan(n, (effort,))
+    try:  # MEASURE quality for free when wisdom already knows this size
+        return _RowPlan(n, ("FFTW_MEASURE", "FFTW_WISDOM_ONLY"))
+    except RuntimeError:
+        return _RowPlan(n, ("FFTW_ESTIMATE",))
+
+
+def _get_plans(n: int) -> _PlanSet:
+    with _cache_lock:
+        pset = _plan_cache.get(n)
+        if pset is not None:
+            _plan_cache.move_to_end(n)
+            return pset
+        if not _wisdom_state["loaded"]:
+            _wisdom_state["loaded"] = True
+            load_wisdom()
+        # implicit plans are ESTIMATE or wisdom hits: nothing new worth saving
+        pset = _PlanSet(n, _WORKERS)
+        _plan_cache[n] = pset
+        while len(_plan_cache) > _PLAN_CACHE_SIZE:
+            _plan_cache.popitem(last=False)
+        return pset
+
+
+def prepare_plans(lengths: Sequence[int], effort: str = "FFTW_MEASURE") -> None:
+    """Plan the given signal lengths at ``effort`` now and persist the wisdom.
+
+    FFTW_MEASURE costs seconds per length (about 13 s at n = 480 000 on 2 cores) but is
+    then reused by every later process through the wisdom file.
+
+    Parameters
+    ----------
+    lengths : Sequence[int]
+        Signal lengths ``n`` to plan.
+    effort : str
+        FFTW planner flag, e.g. ``"FFTW_MEASURE"`` or ``"FFTW_PATIENT"``.
+    """
+    with _cache_lock:
+        if not _wisdom_state["loaded"]:
+            _wisdom_state["loaded"] = True
+            load_wisdom()
+        for n in lengths:
+            _plan_cache[int(n)] = _PlanSet(int(n), _WORKERS, effort)
+            _plan_cache.move_to_end(int(n))
+            _wisdom_state["dirty"] = True
+        while len(_plan_cache) > _PLAN_CACHE_SIZE:
+            _plan_cache.popitem(last=False)
+    if save_wisdom():
+        _wisdom_state["dirty"] = False
+
+
+@atexit.register
+def _save_wisdom_at_exit() -> None:
+    # retry a save that failed earlier (e.g. cache dir created later in the run)
+    if _wisdom_state["dirty"]:
+        save_wisdom()
+
+
+def _get_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _cache_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_WORKERS - 1, thread_name_prefix="freqrex-fft")
+        return _pool
+
+
+# --------------------------------------------------------------------------- driver
+
+RowJob = Callable[[_RowPlan, int], None]
+
+
+def _run_rows(n: int, rows: int, job: RowJob, out: np.ndarray) -> np.ndarray:
+    """Run job(plan, p) for every row p, rows striped over the worker threads."""
+    if rows == 0:
+        return out
+    pset = _get_plans(n)
+    workers = min(len(pset.plans), rows)
+    if rows * n < _POOL_MIN_SAMPLES:
+        workers = 1
+
+    def stripe(w: int) -> None:
+        plan = pset.plans[w]
+        for p in range(w, rows, workers):
+            job(plan, p)
+
+    with pset.lock:
+        if workers == 1:
+            stripe(0)
+        else:
+            pool = _get_pool()
+            futures = [pool.submit(stripe, w) for w in range(1, workers)]
+            try:
+                stripe(0)
+            finally:
+                for fut in futures:
+                    fut.result()
+    return out
+
+
+def _check_n(K: int, n: int) -> None:  # noqa: N803
+    if n < 1 or K != n // 2 + 1:
+        raise ValueError(f"{K} bins do not match a signal of length n={n} (need n//2+1)")
+
+
+def _out_array(rows: int, n: int, out: np.ndarray | None) -> np.ndarray:
+    if out is None:
+        # aligned rows let FFTW write in place whenever n keeps the row stride aligned
+        return pyfftw.empty_aligned((rows, n), dtype=np.float32)
+    if out.shape != (rows, n) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {(rows, n)}")
+    return out
+
+
+def _as_spectrum(X: np.ndarray) -> np.ndarray:  # noqa: N803
+    X = np.ascontiguousarray(X, dtype=np.complex64)
+    if X.ndim != 1:
+        raise ValueError(f"spectrum must be 1-D, got shape {X.shape}")
+    return X
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def rfft(x: np.ndarray) -> np.ndarray:
+    """Forward real FFT of a clip (done once per clip, so plain numpy).
+
+    Parameters
+    ----------
+    x : np.ndarray
+        float32/float64 ``[n]`` waveform.
+
+    Returns
+    -------
+    np.ndarray
+        complex128 ``[n//2 + 1]``.
+    """
+    x = np.asarray(x)
+    if x.ndim != 1:
+        raise ValueError(f"rfft expects a 1-D waveform, got shape {x.shape}")
+    return np.fft.rfft(x.astype(np.float64, copy=False))
+
+
+def irfft_batch(spectra: np.ndarray, n: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Inverse real FFT of every row of ``spectra``.
+
+    Parameters
+    ----------
+    spectra : np.ndarray
+        complex64 ``[P, K]`` with ``K = n//2 + 1``; not modified.
+    n : int
+        Output signal length.
+    out : np.ndarray, optional
+        float32 ``[P, n]`` C-contiguous destination.
+
+    Returns
+    -------
+    np.ndarray
+        float32 ``[P, n]``, row p equal to ``numpy.fft.irfft(spectra[p], n)``.
+    """
+    spectra = np.asarray(spectra)
+    if spectra.ndim != 2:
+        raise ValueError(f"spectra must be [P, K], got shape {spectra.shape}")
+    if spectra.dtype != np.complex64:
+        spectra = spectra.astype(np.complex64)
+    _check_n(spectra.shape[1], n)
+    out = _out_array(spectra.shape[0], n, out)
+    scale = np.float32(1.0 / n)
+
+    def job(plan: _RowPlan, p: int) -> None:
+        _fill_scaled(plan.spec, spectra[p], scale)
+        plan.run(out[p])
+
+    return _run_rows(n, spectra.shape[0], job, out)
+
+
+def _synth_is_cheaper(width: int, n: int) -> bool:
+    if width > _SYNTH_MAX_WIDTH:
+        return False
+    return _SYN_NS0 + _SYN_NS1 * width < _FFT_NS * math.log2(max(n, 2))
+
+
+def interval_parts(X: np.ndarray, bounds: np.ndarray, n: int) -> np.ndarray:  # noqa: N803
+    """Signals of ``X`` restricted to half-open bin intervals.
+
+    Parameters
+    ----------
+    X : np.ndarray
+        complex64 ``[K]`` spectrum of the clip, ``K = n//2 + 1``.
+    bounds : np.ndarray
+        int64 ``[P, 2]`` rows ``(lo, hi)`` with ``0 <= lo <= hi <= K``.
+    n : int
+        Signal length.
+
+    Returns
+    -------
+    np.ndarray
+        float32 ``[P, n]``, row p equal to ``irfft(X * 1[lo_p <= k < hi_p], n)``.
+    """
+    X = _as_spectrum(X)
+    K = X.shape[0]  # noqa: N806
+    _check_n(K, n)
+    bounds = np.asarray(bounds, dtype=np.int64).reshape(-1, 2)
+    lo, hi = bounds[:, 0], bounds[:, 1]
+    if bounds.size and ((lo < 0).any() or (hi > K).any() or (lo > hi).any()):
+        raise ValueError(f"bounds must satisfy 0 <= lo <= hi <= {K}")
+    out = _out_array(bounds.shape[0], n, None)
+    scale = np.float32(1.0 / n)
+
+    def job(plan: _RowPlan, p: int) -> None:
+        a, b = int(lo[p]), int(hi[p])
+        if a == b:
+            out[p] = 0.0
+        elif _synth_is_cheaper(b - a, n):
+            _synth_band(X, a, b, n, out[p])
+        else:
+            _fill_interval(plan.spec, X, a, b, scale)
+            plan.run(out[p])
+
+    return _run_rows(n, bounds.shape[0], job, out)
+
+
+def bin_set_parts(X: np.ndarray, sets: Sequence[np.ndarray], n: int) -> np.ndarray:  # noqa: N803
+    """Signals of ``X`` restricted to arbitrary bin sets.
+
+    Parameters
+    ----------
+    X : np.ndarray
+        complex64 ``[K]`` spectrum, ``K = n//2 + 1``.
+    sets : Sequence[np.ndarray]
+        P int64 arrays of bin indices in ``[0, K)`` (any order; duplicates allowed).
+    n : int
+        Signal length.
+
+    Returns
+    -------
+    np.ndarray
+        float32 ``[P, n]``, row p equal to ``irfft(X restricted to sets[p], n)``.
+    """
+    X = _as_spectrum(X)
+    K = X.shape[0]  # noqa: N806
+    _check_n(K, n)
+    idx = [np.ascontiguousarray(s, dtype=np.int64).ravel() for s in sets]
+    for s in idx:
+        if s.size and (s.min() < 0 or s.max() >= K):
+            raise ValueError(f"bin indices must lie in [0, {K})")
+    out = _out_array(len(idx), n, None)
+    scale = np.float32(1.0 / n)
+
+    def job(plan: _RowPlan, p: int) -> None:
+        _fill_bins(plan.spec, X, idx[p], scale)
+        plan.run(out[p])
+
+    return _run_rows(n, len(idx), job, out)
+
+
+def prefix_parts(
+    X: np.ndarray,  # noqa: N803
+    ranking: np.ndarray,
+    ks: np.ndarray,
+    n: int,
+) -> np.ndarray:
+    """Signals of ``X`` restricted to the top-``k`` bins of a ranking, for several ``k``.
+
+    Parameters
+    ----------
+    X : np.ndarray
+        complex64 ``[K]`` spectrum, ``K = n//2 + 1``.
+    ranking : np.ndarray
+        int64 ``[R]`` bin indices in ``[0, K)``, most important first (normally a
+        permutation of ``range(K)``).
+    ks : np.ndarray
+        int64 ``[M]`` prefix lengths in ``[0, R]``.
+    n : int
+        Signal length.
+
+    Returns
+    -------
+    np.ndarray
+        float32 ``[M, n]``, row i equal to ``irfft(X restricted to ranking[:ks[i]], n)``.
+    """
+    X = _as_spectrum(X)
+    K = X.shape[0]  # noqa: N806
+    _check_n(K, n)
+    ranking = np.ascontiguousarray(ranking, dtype=np.int64).ravel()
+    ks = np.asarray(ks, dtype=np.int64).ravel()
+    if ranking.size and (ranking.min() < 0 or ranking.max() >= K):
+        raise ValueError(f"ranking entries must lie in [0, {K})")
+    if ks.size and (ks.min() < 0 or ks.max() > ranking.size):
+        raise ValueError(f"ks must lie in [0, {ranking.size}]")
+    rank = _ranks(ranking, K)
+    out = _out_array(ks.size, n, None)
+    scale = np.float32(1.0 / n)
+
+    def job(plan: _RowPlan, i: int) -> None:
+        _fill_ranked(plan.spec, X, rank, ks[i], scale)
+        plan.run(out[i])
+
+    return _run_rows(n, ks.size, job, out)

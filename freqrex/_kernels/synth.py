@@ -1,0 +1,320 @@
+"""Numba kernels for mutant synthesis.
+
+Two groups live here:
+
+* public helpers on plain arrays: :func:`combine` (and its two implementations),
+  :func:`apply_mask`, :func:`mask_from_bins`;
+* private per-row kernels used by :mod:`freqrex._kernels.fft` to build one masked,
+  pre-scaled spectrum straight into an FFTW input buffer (``_fill_*``) or to synthesise
+  a narrow band directly (``_synth_band``).  They are ``nogil`` and single-threaded on
+  purpose: parallelism comes from the row-level thread pool in ``fft.py``, so nesting a
+  Numba ``prange`` inside would only oversubscribe the cores.
+
+Every kernel is compiled with ``cache=True`` so the CLI does not pay the JIT on each start.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "apply_mask",
+    "combine",
+    "combine_blas",
+    "combine_numba",
+    "mask_from_bins",
+]
+
+# Samples per block in combine_numba: one block of the output row (16 KiB) plus the
+# matching slices of the basis stay in L1/L2 while the P terms are accumulated.
+_COMBINE_BLOCK = 4096
+
+# Samples per block in _synth_band: the [w, block] cos/sin tables (w <= 16 -> 64 KiB
+# each at most) are reused for every block, the block phase is re-anchored exactly.
+_SYNTH_BLOCK = 512
+
+
+# --------------------------------------------------------------------------- combine
+
+
+def _check_combine(coeffs: np.ndarray, basis: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    if coeffs.ndim != 2 or basis.ndim != 2 or coeffs.shape[1] != basis.shape[0]:
+        raise ValueError(
+            f"combine: coeffs {coeffs.shape} and basis {basis.shape} are not [M, P] x [P, n]"
+        )
+    shape = (coeffs.shape[0], basis.shape[1])
+    if out is None:
+        return np.empty(shape, dtype=np.float32)
+    if out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"combine: out must be a C-contiguous float32 array of shape {shape}")
+    return out
+
+
+def combine_blas(
+    coeffs: np.ndarray, basis: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Mutant batch as weighted sums of basis signals, through BLAS (``np.matmul``).
+
+    Parameters
+    ----------
+    coeffs : np.ndarray
+        float32 ``[M, P]`` weights (usually 0/1: which parts a mutant keeps).
+    basis : np.ndarray
+        float32 ``[P, n]`` per-part signals.
+    out : np.ndarray, optional
+        float32 ``[M, n]`` C-contiguous destination.
+
+    Returns
+    -------
+    np.ndarray
+        float32 ``[M, n]``, ``coeffs @ basis``.
+    """
+    coeffs = np.ascontiguousarray(coeffs, dtype=np.float32)
+    basis = np.ascontiguousarray(basis, dtype=np.float32)
+    out = _check_combine(coeffs, basis, out)
+    return np.matmul(coeffs, basis, out=out)
+
+
+@njit(parallel=True, fastmath=False, cache=True)
+def _combine_kernel(coeffs, basis, out):  # pragma: no cover - compiled
+    m_rows, p_parts = coeffs.shape
+    n = basis.shape[1]
+    n_blocks = (n + _COMBINE_BLOCK - 1) // _COMBINE_BLOCK
+    for b in prange(n_blocks):
+        t0 = b * _COMBINE_BLOCK
+        t1 = min(n, t0 + _COMBINE_BLOCK)
+        for m in range(m_rows):
+            row = out[m]
+            started = False
+            for p in range(p_parts):
+                c = coeffs[m, p]
+                # A zero weight means "part excluded": skipping it halves the work for
+                # typical 0/1 masks and keeps excluded parts out of the result exactly.
+                if c == 0.0:
+                    continue
+                src = basis[p]
+                if not started:
+                    for t in range(t0, t1):
+                        row[t] = c * src[t]
+                    started = True
+                else:
+                    for t in range(t0, t1):
+                        row[t] += c * src[t]
+            if not started:
+                for t in range(t0, t1):
+                    row[t] = 0.0
+    return out
+
+
+def combine_numba(
+    coeffs: np.ndarray, basis: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Mutant batch as weighted sums of basis signals, Numba-parallel over sample blocks.
+
+    Same contract as :func:`combine_blas`, except that zero weights skip their part
+    entirely (so a non-finite excluded part does not poison the mutant).
+    """
+    coeffs = np.ascontiguousarray(coeffs, dtype=np.float32)
+    basis = np.ascontiguousarray(basis, dtype=np.float32)
+    out = _check_combine(coeffs, basis, out)
+    return _combine_kernel(coeffs, basis, out)
+
+
+def combine(coeffs: np.ndarray, basis: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Mutant batch ``coeffs @ basis`` with the implementation that measured fastest.
+
+    Parameters
+    ----------
+    coeffs : np.ndarray
+        float32 ``[M, P]`` weights.
+    basis : np.ndarray
+        float32 ``[P, n]`` per-part signals.
+    out : np.ndarray, optional
+        float32 ``[M, n]`` C-contiguous destination.
+
+    Returns
+    -------
+    np.ndarray
+        float32 ``[M, n]``.
+    """
+    return _COMBINE_IMPL(coeffs, basis, out)
+
+
+# Chosen by bench/test_bench_kernels.py and /tmp measurements (2-core AMD EPYC, M=16,
+# P=5); filled in below once measured.
+_COMBINE_IMPL = combine_numba
+
+
+# --------------------------------------------------------------------------- masks
+
+
+def mask_from_bins(bins: np.ndarray, K: int) -> np.ndarray:  # noqa: N803 - K is the bin count
+    """Boolean mask of length ``K`` that is True exactly at ``bins``.
+
+    Parameters
+    ----------
+    bins : np.ndarray
+        int64 ``[k]`` bin indices in ``[0, K)`` (duplicates allowed).
+    K : int
+        Number of rfft bins.
+
+    Returns
+    -------
+    np.ndarray
+        bool ``[K]``.
+    """
+    bins = np.asarray(bins, dtype=np.int64)
+    if bins.size and (bins.min() < 0 or bins.max() >= K):
+        raise ValueError(f"mask_from_bins: bins must lie in [0, {K})")
+    mask = np.zeros(K, dtype=np.bool_)
+    mask[bins] = True
+    return mask
+
+
+def apply_mask(X: np.ndarray, mask: np.ndarray) -> np.ndarray:  # noqa: N803 - X is a spectrum
+    """Spectrum with the bins outside ``mask`` set to zero.
+
+    Parameters
+    ----------
+    X : np.ndarray
+        complex64 ``[K]`` spectrum.
+    mask : np.ndarray
+        bool ``[K]``.
+
+    Returns
+    -------
+    np.ndarray
+        complex64 ``[K]`` (a new array).
+    """
+    X = np.asarray(X, dtype=np.complex64)
+    mask = np.asarray(mask, dtype=np.bool_)
+    if X.shape != mask.shape:
+        raise ValueError(f"apply_mask: X {X.shape} and mask {mask.shape} differ")
+    return np.where(mask, X, np.complex64(0))
+
+
+# ----------------------------------------------------- per-row kernels for fft.py
+
+
+@njit(nogil=True, cache=True)
+def _fill_interval(buf, X, lo, hi, scale):  # noqa: N803  # pragma: no cover - compiled
+    """buf = scale * X restricted to [lo, hi) (buf is a destroyed c2r input)."""
+    buf[:lo] = 0
+    for k in range(lo, hi):
+        buf[k] = X[k] * scale
+    buf[hi:] = 0
+
+
+@njit(nogil=True, cache=True)
+def _fill_bins(buf, X, idx, scale):  # noqa: N803  # pragma: no cover - compiled
+    """buf = scale * X restricted to the bins idx (any order, duplicates harmless)."""
+    buf[:] = 0
+    for j in range(idx.shape[0]):
+        k = idx[j]
+        buf[k] = X[k] * scale
+
+
+@njit(nogil=True, cache=True)
+def _fill_ranked(buf, X, rank, k, scale):  # noqa: N803  # pragma: no cover - compiled
+    """buf = scale * X restricted to bins whose rank is < k.
+
+    A streaming compare instead of scattering ranking[:k] keeps the access sequential
+    (and vectorisable) however large k is.
+    """
+    zero = np.complex64(0)
+    for j in range(buf.shape[0]):
+        buf[j] = X[j] * scale if rank[j] < k else zero
+
+
+@njit(nogil=True, cache=True)
+def _fill_scaled(buf, row, scale):  # pragma: no cover - compiled
+    """buf = scale * row (full spectrum copy into the plan's own input)."""
+    for k in range(buf.shape[0]):
+        buf[k] = row[k] * scale
+
+
+@njit(cache=True)
+def _ranks(ranking, K):  # noqa: N803  # pragma: no cover - compiled
+    """rank[k] = first position of bin k in ranking (len(ranking) if absent)."""
+    m = ranking.shape[0]
+    rank = np.full(K, m, dtype=np.int64)
+    for j in range(m - 1, -1, -1):
+        rank[ranking[j]] = j
+    return rank
+
+
+@njit(nogil=True, cache=True)
+def _synth_band(X, lo, hi, n, out):  # noqa: N803  # pragma: no cover - compiled
+    """out = irfft(X * 1[lo <= k < hi], n) by direct summation of hi - lo cosines.
+
+    The phase of every block is anchored exactly from an integer ``(k * t0) mod n``,
+    and inside a block a precomputed table ``exp(2j*pi*k*j/n)`` is reused, so the inner
+    loop is two fused multiply-adds per (bin, sample) and vectorises over samples.
+    Everything is accumulated in float64.
+    """
+    w = hi - lo
+    blk = min(_SYNTH_BLOCK, n)
+    two_pi_n = 2.0 * np.pi / n
+    # base[j] = exp(i*2pi*j/n); table row r = exp(i*2pi*(lo+r)*j/n) built by recurrence
+    # from an exact first row (w <= 16 steps: the error stays at a few ulp).
+    tc = np.empty((w, blk))
+    ts = np.empty((w, blk))
+    for j in range(blk):
+        ph0 = two_pi_n * ((lo * j) % n)
+        ph1 = two_pi_n * j
+        tc[0, j] = np.cos(ph0)
+        ts[0, j] = np.sin(ph0)
+        bc = np.cos(ph1)
+        bs = np.sin(ph1)
+        for r in range(1, w):
+            tc[r, j] = tc[r - 1, j] * bc - ts[r - 1, j] * bs
+            ts[r, j] = tc[r - 1, j] * bs + ts[r - 1, j] * bc
+    # amplitudes: DC and (even n) Nyquist count once and drop their imaginary part,
+    # exactly like numpy's irfft; every other bin stands for itself and its mirror.
+    ar = np.empty(w)
+    ai = np.empty(w)
+    for r in range(w):
+        k = lo + r
+        v = X[k]
+        if k == 0 or 2 * k == n:
+            ar[r] = v.real / n
+            ai[r] = 0.0
+        else:
+            ar[r] = 2.0 * v.real / n
+            ai[r] = 2.0 * v.imag / n
+    acc = np.empty(blk)
+    for t0 in range(0, n, blk):
+        m = min(blk, n - t0)
+        # two bins per pass halve the load/store traffic on acc
+        for r in range(0, w - 1, 2):
+            br0, bi0 = _anchor(ar[r], ai[r], lo + r, t0, n, two_pi_n)
+            br1, bi1 = _anchor(ar[r + 1], ai[r + 1], lo + r + 1, t0, n, two_pi_n)
+            if r == 0:
+                for j in range(m):
+                    acc[j] = (br0 * tc[0, j] - bi0 * ts[0, j]) + (br1 * tc[1, j] - bi1 * ts[1, j])
+            else:
+                for j in range(m):
+                    acc[j] += (br0 * tc[r, j] - bi0 * ts[r, j]) + (
+                        br1 * tc[r + 1, j] - bi1 * ts[r + 1, j]
+                    )
+        if w % 2 == 1:
+            r = w - 1
+            br0, bi0 = _anchor(ar[r], ai[r], lo + r, t0, n, two_pi_n)
+            if r == 0:
+                for j in range(m):
+                    acc[j] = br0 * tc[r, j] - bi0 * ts[r, j]
+            else:
+                for j in range(m):
+                    acc[j] += br0 * tc[r, j] - bi0 * ts[r, j]
+        for j in range(m):
+            out[t0 + j] = acc[j]
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _anchor(ar, ai, k, t0, n, two_pi_n):  # pragma: no cover - compiled
+    """Complex amplitude (ar + i ai) rotated by the exact phase 2*pi*((k*t0) mod n)/n."""
+    ph = two_pi_n * ((k * t0) % n)
+    c = np.cos(ph)
+    s = np.sin(ph)
+    return ar * c - ai * s, ar * s + ai * c

@@ -1,0 +1,240 @@
+"""The ``freqrex`` command: a thin skin over the Python API.
+
+Progress and messages go to stderr; ``--json`` puts the result document alone on stdout.
+User errors (FreqrexError) print one line and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from freqrex.config import Config
+from freqrex.errors import FreqrexError, FreqrexWarning
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+                  help="Causal frequency-space explanations of audio classifiers.")
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+DEFAULTS = Config()
+
+
+def _user_errors(command):
+    """Turn FreqrexError into one line on stderr and exit status 2; show our warnings."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def show(message, category, *_rest, **_kw):
+            if issubclass(category, FreqrexWarning):
+                err.print(f"[yellow]warning:[/] {message}")
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", FreqrexWarning)
+            warnings.showwarning = show
+            try:
+                return command(*args, **kwargs)
+            except FreqrexError as e:
+                err.print(f"[red]error:[/] {e}", soft_wrap=True)
+                raise typer.Exit(2) from None
+            except KeyboardInterrupt:
+                err.print("[red]interrupted[/]; nothing was written")
+                raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _freq_range(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in text.replace(":", ",").split(","))
+    except ValueError:
+        raise FreqrexError(
+            f"--freq-range takes LOW:HIGH in Hz (e.g. 100:4000), got {text!r}") from None
+    return lo, hi
+
+
+def _target(text: str | None) -> int | str | None:
+    if text is None:
+        return None
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _load_model(onnx: Path | None, sample_rate: int | None, labels: Path | None,
+                activation: str, batch_size: int, provider: str):
+    from freqrex import examples
+    from freqrex.model import OnnxModel, load_labels
+
+    path = onnx if onnx is not None else examples.reference_model()
+    providers = {"auto": "auto", "cpu": ["CPUExecutionProvider"],
+                 "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}.get(provider)
+    if providers is None:
+        raise FreqrexError(f"--provider must be auto, cpu or cuda; got {provider!r}")
+    return OnnxModel(path, sample_rate=sample_rate,
+                     labels=load_labels(labels) if labels is not None else None,
+                     activation=activation, batch_size=batch_size, providers=providers)
+
+
+@app.command()
+@_user_errors
+def run(
+    clip: Annotated[Path | None, typer.Argument(
+        help="Audio file to explain (default: a bundled example clip).")] = None,
+    onnx: Annotated[Path | None, typer.Option(
+        help="ONNX classifier (default: the bundled reference model).")] = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for explanation.json, responsibility.npy, WAVs and figure.")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the result JSON on stdout.")] = False,
+    target: Annotated[str | None, typer.Option(help="Class to explain: label or index.")] = None,
+    seed: int = DEFAULTS.seed,
+    iterations: int = DEFAULTS.iterations,
+    max_depth: int = DEFAULTS.max_depth,
+    min_box_size: int = DEFAULTS.min_box_size,
+    search_limit: Annotated[int, typer.Option(
+        help="Mutants the responsibility search may evaluate.")] = DEFAULTS.search_limit,
+    confidence_filter: float = DEFAULTS.confidence_filter,
+    batch_size: int = DEFAULTS.batch_size,
+    domain: str = DEFAULTS.domain,
+    freq_range: Annotated[str | None, typer.Option(help="Search only LOW:HIGH Hz.")] = None,
+    baseline: str = DEFAULTS.baseline,
+    activation: Annotated[str, typer.Option(
+        help="auto, softmax, sigmoid or none.")] = DEFAULTS.output_activation,
+    search: Annotated[str, typer.Option(help="bracket or linear.")] = DEFAULTS.search,
+    chunk: int = DEFAULTS.chunk,
+    complete_tolerance: float = DEFAULTS.complete_tolerance,
+    sample_rate: Annotated[int | None, typer.Option(
+        help="Model sample rate, when its metadata has none.")] = None,
+    labels: Annotated[Path | None, typer.Option(
+        help="Class names: one per line or a JSON list.")] = None,
+    provider: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    figure: Annotated[bool, typer.Option(help="Write explanation.png.")] = True,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+) -> None:
+    """Explain a classifier's decision on CLIP: sufficient, necessary and complete bins."""
+    from freqrex import examples
+    from freqrex.pipeline import explain
+
+    config = Config(iterations=iterations, max_depth=max_depth, min_box_size=min_box_size,
+                    search_limit=search_limit, confidence_filter=confidence_filter,
+                    batch_size=batch_size, seed=seed, domain=domain,
+                    freq_range=_freq_range(freq_range), baseline=baseline,
+                    target=_target(target), output_activation=activation, search=search,
+                    chunk=chunk, complete_tolerance=complete_tolerance)
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise FreqrexError(f"--out {out_dir} exists and is not a folder; choose another path")
+    model = _load_model(onnx, sample_rate, labels, activation, batch_size, provider)
+    clip = clip if clip is not None else examples.example_clip()
+    with _progress(quiet) as progress:
+        result = explain(model, clip, sample_rate=sample_rate, config=config, progress=progress)
+    if out_dir is not None:
+        result.save(out_dir, figure=figure)
+    if as_json:
+        print(result.to_json())
+    _print_summary(result, err if as_json else out, out_dir)
+
+
+@app.command()
+@_user_errors
+def info(
+    onnx: Annotated[Path | None, typer.Option(
+        help="ONNX classifier (default: the bundled reference model).")] = None,
+    sample_rate: int | None = None,
+    labels: Path | None = None,
+    provider: str = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Describe an ONNX classifier: inputs, outputs, sample rate, labels, provider."""
+    model = _load_model(onnx, sample_rate, labels, "auto", DEFAULTS.batch_size, provider)
+    description = model.describe()
+    if as_json:
+        print(json.dumps(description, indent=2, default=str))
+        return
+    table = Table(show_header=False, box=None)
+    for key, value in description.items():
+        table.add_row(f"[bold]{key}[/]", _plain(value))
+    out.print(table)
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return "; ".join(", ".join(f"{k}={v}" for k, v in item.items()) for item in value)
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+class _progress:
+    """A rich progress bar on stderr, fed by explain's progress callback."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                            TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                            console=err, transient=True)
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self):
+        if self.quiet:
+            return None
+        self.bar.start()
+        return self.update
+
+    def __exit__(self, *exc: Any) -> None:
+        if not self.quiet:
+            self.bar.stop()
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.bar.add_task(stage, total=total)
+        self.bar.update(self.tasks[stage], completed=done, total=total)
+
+
+def _print_summary(result, console: Console, out_dir: Path | None) -> None:
+    c = console
+    c.print(f"[bold]target[/]: {result.target_label} (class {result.target}), "
+            f"confidence {result.confidence:.3f}; clip {result.audio.shape[0]} samples at "
+            f"{result.sample_rate} Hz, {result.n_bins} bins")
+    table = Table()
+    for column in ("explanation", "bins", "% bins", "% energy", "Hz ranges", "model says",
+                   "verified"):
+        table.add_column(column)
+    for kind, e in result.explanations.items():
+        if not e.found:
+            table.add_row(kind, "not found", "", "", "", "", "")
+            continue
+        says = f"{e.prediction.label} {e.prediction.confidence:.3f}"
+        if e.removed is not None:
+            says += f" (without: {e.removed.label} {e.removed.confidence:.3f})"
+        table.add_row(kind, str(e.size), f"{100 * e.share_bins:.4f}",
+                      f"{100 * e.share_energy:.2f}", _ranges(e.hz_ranges), says,
+                      "yes" if e.verified else "[red]no[/]")
+    c.print(table)
+    s = result.stats
+    c.print(f"{s.model_calls} model calls ({s.mutants} waveforms), {s.seconds_total:.2f} s "
+            f"total, {s.seconds_model:.2f} s in model inference")
+    if out_dir is not None:
+        c.print(f"written to {out_dir}/")
+
+
+def _ranges(ranges: list[tuple[float, float]], most: int = 4) -> str:
+    text = ", ".join(f"{lo:.0f}" if hi - lo < 1 else f"{lo:.0f}-{hi:.0f}"
+                     for lo, hi in ranges[:most])
+    return text + (f" (+{len(ranges) - most} more)" if len(ranges) > most else "")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

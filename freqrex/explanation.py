@@ -1,0 +1,206 @@
+"""What an explanation run returns: the responsibility map, three bin sets, run statistics.
+
+Results know how to become JSON and how to save themselves (JSON, NumPy map, WAV files
+and the figure) into a folder that appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from freqrex.config import Config
+from freqrex.errors import FreqrexError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Prediction:
+    """The model's verdict on one waveform."""
+
+    class_index: int
+    label: str
+    confidence: float          # probability of the predicted class
+    target_confidence: float   # probability of the explained class
+
+    def to_dict(self) -> dict:
+        return {"class_index": self.class_index, "label": self.label,
+                "confidence": self.confidence, "target_confidence": self.target_confidence}
+
+
+@dataclass
+class Explanation:
+    """One explanation: a set of bins, its reconstruction, and what the model makes of it.
+
+    ``found`` is False when the search could not find a set meeting the definition; the
+    other fields are then empty. ``verified`` says whether the final model call confirmed it.
+    """
+
+    kind: str
+    found: bool
+    bins: np.ndarray
+    verified: bool = False
+    share_bins: float = 0.0
+    share_energy: float = 0.0
+    hz_ranges: list[tuple[float, float]] = field(default_factory=list)
+    prediction: Prediction | None = None
+    removed: Prediction | None = None       # necessary only: the clip without these bins
+    audio: np.ndarray | None = None
+
+    @property
+    def size(self) -> int:
+        return int(len(self.bins))
+
+    def to_dict(self) -> dict:
+        out = {"found": self.found, "verified": self.verified, "size": self.size,
+               "share_bins": self.share_bins, "share_energy": self.share_energy,
+               "hz_ranges": [list(r) for r in self.hz_ranges],
+               "prediction": self.prediction.to_dict() if self.prediction else None,
+               "bins": self.bins.tolist()}
+        if self.kind == "necessary":
+            out["removed_prediction"] = self.removed.to_dict() if self.removed else None
+        return out
+
+
+@dataclass
+class RunStats:
+    """Where a run's work and time went."""
+
+    model_calls: int          # forward passes of the model
+    mutants: int              # waveforms evaluated, the original included
+    search_mutants: int       # of which by the responsibility search
+    splits: int
+    seconds_total: float
+    seconds_model: float      # inside model inference
+
+    def to_dict(self) -> dict:
+        return {"model_calls": self.model_calls, "mutants": self.mutants,
+                "search_mutants": self.search_mutants, "splits": self.splits,
+                "seconds_total": self.seconds_total, "seconds_model": self.seconds_model,
+                "seconds_outside_model": self.seconds_total - self.seconds_model}
+
+
+@dataclass
+class Result:
+    """The outcome of :func:`freqrex.explain` for one clip.
+
+    Attributes
+    ----------
+    audio : np.ndarray
+        The clip as the model saw it (mono float32 at ``sample_rate``).
+    target, target_label : int, str
+        The explained class.
+    prediction : Prediction
+        The model's verdict on the whole clip (``prediction.target_confidence`` is
+        ``p_target(x)``, the confidence being explained).
+    responsibility : np.ndarray
+        Responsibility per rfft bin (float64, ``n_samples // 2 + 1``).
+    explanations : dict
+        ``"sufficient"``, ``"necessary"``, ``"complete"`` -> :class:`Explanation`.
+    """
+
+    audio: np.ndarray
+    sample_rate: int
+    target: int
+    target_label: str
+    prediction: Prediction
+    responsibility: np.ndarray
+    explanations: dict[str, Explanation]
+    stats: RunStats
+    config: Config
+    model_info: dict = field(default_factory=dict)
+    source: str | None = None
+
+    @property
+    def sufficient(self) -> Explanation:
+        return self.explanations["sufficient"]
+
+    @property
+    def necessary(self) -> Explanation:
+        return self.explanations["necessary"]
+
+    @property
+    def complete(self) -> Explanation:
+        return self.explanations["complete"]
+
+    @property
+    def confidence(self) -> float:
+        """``p_target(x)`` on the whole clip."""
+        return self.prediction.target_confidence
+
+    @property
+    def n_bins(self) -> int:
+        return int(self.responsibility.shape[0])
+
+    def to_dict(self) -> dict:
+        """The JSON document written as ``explanation.json`` (schema in README)."""
+        n = int(self.audio.shape[0])
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "source": self.source,
+            "clip": {"sample_rate": self.sample_rate, "n_samples": n,
+                     "seconds": n / self.sample_rate, "n_bins": self.n_bins,
+                     "bin_hz": self.sample_rate / n},
+            "model": self.model_info,
+            "target": {"index": self.target, "label": self.target_label,
+                       "confidence": self.confidence,
+                       "is_top_class": self.prediction.class_index == self.target},
+            "prediction": self.prediction.to_dict(),
+            "explanations": {k: e.to_dict() for k, e in self.explanations.items()},
+            "stats": self.stats.to_dict(),
+            "config": self.config.to_dict(),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def save(self, out_dir: str | os.PathLike, figure: bool = True) -> Path:
+        """Write the result files into ``out_dir`` (made or replaced as a whole).
+
+        Files: ``explanation.json``, ``responsibility.npy``, ``<kind>.wav`` for each
+        explanation found (32-bit float), and ``explanation.png`` when ``figure`` is set.
+        Everything is written to a temporary sibling folder first and moved into place
+        only when complete, so an interrupted save leaves no partial folder.
+        """
+        from freqrex.audio import write_wav  # audio I/O stays at the edges
+
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise FreqrexError(
+                f"output path {out} exists and is not a folder; choose another --out")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            (tmp / "explanation.json").write_text(self.to_json())
+            np.save(tmp / "responsibility.npy", self.responsibility)
+            for kind, e in self.explanations.items():
+                if e.found and e.audio is not None:
+                    write_wav(tmp / f"{kind}.wav", e.audio, self.sample_rate)
+            if figure:
+                from freqrex.plots import plot_result
+
+                plot_result(self, tmp / "explanation.png")
+            _replace_dir(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return out
+
+
+def _replace_dir(new: Path, out: Path) -> None:
+    """Move ``new`` to ``out``, replacing an earlier result folder there."""
+    if not out.exists():
+        os.replace(new, out)
+        return
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(out, old)
+    os.replace(new, out)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,241 @@
+"""The causal responsibility search (ReX over frequency bins).
+
+Each iteration starts from the root box, splits it into four random children, evaluates
+the mutants that keep the box's static context plus every proper subset of the children
+(one batch), gives each child its Halpern-Pearl degree of responsibility, and refines
+the responsible children, most responsible first, until ``max_depth``, ``min_box_size``
+or its share of ``search_limit`` stops it. The per-bin maps of all iterations are summed.
+
+Iterations are independent (each has its own random stream, spawned from the seed), so
+they advance in lock-step and their mutants share model batches: the result does not
+depend on the batch size.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import count
+
+import numpy as np
+
+from freqrex import _kernels as kernels
+from freqrex.boxes import Interval, split
+from freqrex.config import Config
+from freqrex.criterion import Criterion
+from freqrex.domains import FFTDomain
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class _Node:
+    box: Interval
+    context: tuple[Interval, ...]
+    depth: int
+
+
+@dataclass
+class _Iteration:
+    rng: np.random.Generator
+    budget: int
+    queue: list = field(default_factory=list)
+    spent: int = 0
+    order: count = field(default_factory=count)
+
+    def push(self, responsibility: float, node: _Node) -> None:
+        heapq.heappush(self.queue, (-responsibility, next(self.order), node))
+
+    def pop(self) -> _Node:
+        return heapq.heappop(self.queue)[2]
+
+
+@dataclass
+class _Split:
+    """One refinement step: the mutants of a box's children in their context."""
+
+    iteration: _Iteration
+    node: _Node
+    children: list[Interval]
+    masks: np.ndarray        # which subsets of children each mutant keeps (bit i = child i)
+    basis: np.ndarray        # row 0: context (+ fixed bins), rows 1..: the children
+    full_passes: bool
+    passed: np.ndarray | None = None
+
+
+@dataclass
+class SearchStats:
+    """What the responsibility search spent."""
+
+    splits: int = 0
+    mutants: int = 0
+
+
+def responsibility_map(domain: FFTDomain, criterion: Criterion, config: Config,
+                       original_passes: bool = True,
+                       progress: Progress | None = None) -> tuple[np.ndarray, SearchStats]:
+    """Sum of the responsibility maps of ``config.iterations`` searches.
+
+    Parameters
+    ----------
+    domain : FFTDomain
+        The clip's feature space.
+    criterion : Criterion
+        Decides which mutants pass.
+    config : Config
+        Search parameters (iterations, max_depth, min_box_size, search_limit, batch_size,
+        seed).
+    original_passes : bool
+        Whether the unmodified clip passes (it does unless the target is not the top class).
+    progress : callable, optional
+        Called with (mutants evaluated, mutant budget) after every batch.
+
+    Returns
+    -------
+    responsibility : np.ndarray
+        float64 per feature.
+    stats : SearchStats
+    """
+    responsibility = np.zeros(domain.n_features)
+    stats = SearchStats()
+    seeds = np.random.SeedSequence(config.seed).spawn(config.iterations)
+    # At least one split per iteration, so that every iteration says something.
+    budget = max(config.search_limit // config.iterations, 15)
+    iterations = [_Iteration(np.random.default_rng(s), budget) for s in seeds]
+    for it in iterations:
+        it.push(1.0, _Node(domain.root, (), 0))
+    total = budget * len(iterations)
+    while True:
+        splits = [s for it in iterations if (s := _next_split(it, domain, config, original_passes))]
+        if not splits:
+            break
+        _evaluate(splits, domain, criterion, config.batch_size)
+        for s in splits:
+            _credit(s, responsibility)
+            stats.splits += 1
+            stats.mutants += len(s.masks)
+        if progress is not None:
+            progress(stats.mutants, total)
+    return responsibility, stats
+
+
+def _next_split(it: _Iteration, domain: FFTDomain, config: Config,
+                original_passes: bool) -> _Split | None:
+    """Pop the iteration's most responsible box that can still be split, and split it."""
+    while it.queue:
+        node = it.pop()
+        if node.depth >= config.max_depth:
+            continue
+        children = split(node.box, it.rng, config.min_box_size)
+        if not children:
+            continue
+        masks = _subset_masks(len(children), with_empty=bool(node.context))
+        if it.spent + len(masks) > it.budget:
+            it.queue.clear()
+            return None
+        it.spent += len(masks)
+        is_root = node.depth == 0
+        return _Split(it, node, children, masks, _basis(domain, node, children),
+                      full_passes=original_passes if is_root else True)
+    return None
+
+
+def _subset_masks(m: int, with_empty: bool) -> np.ndarray:
+    """Every proper subset of m children; the empty one only when a context stands alone."""
+    first = 0 if with_empty else 1
+    return np.arange(first, (1 << m) - 1, dtype=np.int64)
+
+
+def _basis(domain: FFTDomain, node: _Node, children: list[Interval]) -> np.ndarray:
+    basis = np.empty((len(children) + 1, domain.n), dtype=np.float32)
+    basis[1:] = domain.part_signals([[c] for c in children])
+    basis[0] = domain.fixed
+    if node.context:
+        basis[0] += domain.part_signals([list(node.context)])[0]
+    return basis
+
+
+def _evaluate(splits: list[_Split], domain: FFTDomain, criterion: Criterion,
+              batch_size: int) -> None:
+    """Synthesize the splits' mutants a batch at a time and record which pass."""
+    group: list[_Split] = []
+    size = 0
+    for s in splits:
+        # Fill model batches without splitting a split's mutants over two calls.
+        if group and size + len(s.masks) > batch_size:
+            _evaluate_group(group, domain, criterion)
+            group, size = [], 0
+        group.append(s)
+        size += len(s.masks)
+    if group:
+        _evaluate_group(group, domain, criterion)
+
+
+def _evaluate_group(group: list[_Split], domain: FFTDomain, criterion: Criterion) -> None:
+    sizes = [len(s.masks) for s in group]
+    mutants = np.empty((sum(sizes), domain.n), dtype=np.float32)
+    start = 0
+    for s, size in zip(group, sizes):
+        coeffs = _coefficients(s.masks, len(s.children))
+        kernels.combine(coeffs, s.basis, out=mutants[start:start + size])
+        start += size
+    passed = criterion.test(mutants)
+    start = 0
+    for s, size in zip(group, sizes):
+        s.passed = passed[start:start + size]
+        start += size
+
+
+def _coefficients(masks: np.ndarray, m: int) -> np.ndarray:
+    """0/1 weights of [context, child 0, ..., child m-1] for each subset mask."""
+    bits = (masks[:, None] >> np.arange(m)[None, :]) & 1
+    return np.hstack([np.ones((len(masks), 1)), bits]).astype(np.float32)
+
+
+def _credit(s: _Split, responsibility: np.ndarray) -> None:
+    """Give each child its responsibility and queue the responsible ones."""
+    m = len(s.children)
+    passes = np.zeros(1 << m, dtype=bool)
+    passes[s.masks] = s.passed
+    passes[(1 << m) - 1] = s.full_passes
+    degrees, witnesses = child_responsibility(passes, m)
+    for i, child in enumerate(s.children):
+        if degrees[i] <= 0:
+            continue
+        responsibility[child.index] += degrees[i] / child.size
+        kept = tuple(c for j, c in enumerate(s.children) if j != i and witnesses[i] >> j & 1)
+        s.iteration.push(degrees[i], _Node(child, s.node.context + kept, s.node.depth + 1))
+
+
+def child_responsibility(passes: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Halpern-Pearl degree of responsibility of each of ``m`` children.
+
+    Child ``i`` is a cause when some passing subset ``K`` holding ``i`` fails without it;
+    its degree is ``1 / (1 + |W|)`` with ``W`` the children outside ``K``. The largest degree
+    over all such ``K`` counts; ``K`` itself is returned as the child's witness mask.
+
+    Parameters
+    ----------
+    passes : np.ndarray
+        bool ``[2**m]``: whether the mutant keeping subset mask ``K`` passes.
+    m : int
+        Number of children.
+
+    Returns
+    -------
+    degrees : np.ndarray
+        float64 ``[m]``, zero for children that are not causes.
+    witnesses : np.ndarray
+        int64 ``[m]`` subset masks (``-1`` where the child is not a cause).
+    """
+    degrees = np.zeros(m)
+    witnesses = np.full(m, -1, dtype=np.int64)
+    for i in range(m):
+        bit = 1 << i
+        for k in range(1 << m):
+            if k & bit and passes[k] and not passes[k ^ bit]:
+                degree = 1.0 / (1 + m - bin(k).count("1"))
+                if degree > degrees[i]:
+                    degrees[i], witnesses[i] = degree, k
+    return degrees, witnesses

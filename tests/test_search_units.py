@@ -1,0 +1,120 @@
+"""Unit tests of the search's pieces: splits, responsibility degrees, the k searches."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from freqrex.boxes import Interval, split
+from freqrex.config import Config
+from freqrex.errors import FreqrexError
+from freqrex.extraction import bracket_search, linear_search, rank_bins
+from freqrex.responsibility import child_responsibility
+
+
+@given(lo=st.integers(0, 1000), size=st.integers(1, 5000), min_size=st.integers(1, 50),
+       seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=200, deadline=None)
+def test_split_tiles_the_box_with_children_of_min_size(lo, size, min_size, seed):
+    box = Interval(lo, lo + size)
+    children = split(box, np.random.default_rng(seed), min_size)
+    if size // min_size < 2:
+        assert children == []
+        return
+    assert len(children) == min(4, size // min_size)
+    assert children[0].lo == box.lo and children[-1].hi == box.hi
+    assert all(a.hi == b.lo for a, b in zip(children, children[1:]))
+    assert all(c.size >= min_size for c in children)
+
+
+def test_split_is_reproducible_and_random():
+    box = Interval(0, 10_000)
+    a = split(box, np.random.default_rng(7), 1)
+    b = split(box, np.random.default_rng(7), 1)
+    c = split(box, np.random.default_rng(8), 1)
+    assert a == b
+    assert a != c
+
+
+def _table(rule, m=4):
+    return np.array([rule({i for i in range(m) if k >> i & 1}) for k in range(1 << m)])
+
+
+def test_responsibility_of_a_sole_cause_is_one():
+    degrees, witnesses = child_responsibility(_table(lambda s: 0 in s), 4)
+    np.testing.assert_allclose(degrees, [1, 0, 0, 0])
+    assert witnesses[0] == 0b1111
+
+
+def test_responsibility_of_a_disjunction_is_one_half():
+    degrees, _ = child_responsibility(_table(lambda s: bool(s & {0, 1})), 4)
+    np.testing.assert_allclose(degrees, [0.5, 0.5, 0, 0])
+
+
+def test_responsibility_of_a_conjunction_is_one_each():
+    degrees, _ = child_responsibility(_table(lambda s: {0, 1} <= s), 4)
+    np.testing.assert_allclose(degrees, [1, 1, 0, 0])
+
+
+def test_responsibility_of_two_out_of_three():
+    # passes with any two of children 0, 1, 2: each is critical once one other is removed
+    degrees, witnesses = child_responsibility(_table(lambda s: len(s & {0, 1, 2}) >= 2), 4)
+    np.testing.assert_allclose(degrees, [0.5, 0.5, 0.5, 0])
+    assert bin(witnesses[0]).count("1") == 3
+
+
+def test_no_cause_when_nothing_passes():
+    degrees, witnesses = child_responsibility(np.zeros(16, dtype=bool), 4)
+    assert not degrees.any() and (witnesses == -1).all()
+
+
+class Counting:
+    """A monotone predicate k >= threshold that counts its batches."""
+
+    def __init__(self, threshold):
+        self.threshold, self.rounds, self.probes = threshold, 0, 0
+
+    def __call__(self, ks):
+        self.rounds += 1
+        self.probes += len(ks)
+        return np.asarray(ks) >= self.threshold
+
+
+@given(lo=st.integers(1, 50), width=st.integers(0, 300_000), frac=st.floats(0, 1.2),
+       probes=st.integers(3, 32))
+@settings(max_examples=300, deadline=None)
+def test_bracket_search_finds_the_threshold_of_a_monotone_predicate(lo, width, frac, probes):
+    hi = lo + width
+    threshold = lo + int(frac * width) if frac <= 1 else hi + 1
+    pred = Counting(threshold)
+    found = bracket_search(pred, lo, hi, probes)
+    assert found == (threshold if threshold <= hi else None)
+    # O(log n) rounds: one geometric round, then a factor ~probes per round
+    assert pred.rounds <= 2 + np.ceil(np.log(max(width, 2)) / np.log(probes / 2 + 1)) + 1
+
+
+@given(lo=st.integers(1, 20), width=st.integers(0, 3000), frac=st.floats(0, 1.2),
+       chunk=st.integers(1, 70))
+@settings(max_examples=200, deadline=None)
+def test_linear_search_agrees_with_bracket_search(lo, width, frac, chunk):
+    hi = lo + width
+    threshold = lo + int(frac * width) if frac <= 1 else hi + 1
+    assert linear_search(Counting(threshold), lo, hi, chunk, 8) == bracket_search(
+        Counting(threshold), lo, hi, 8)
+
+
+def test_ranking_orders_by_responsibility_then_magnitude():
+    resp = np.array([0.0, 2.0, 1.0, 1.0, 0.0, 5.0])
+    mag = np.array([9.0, 1.0, 1.0, 3.0, 8.0, 0.0])
+    np.testing.assert_array_equal(rank_bins(resp, mag, 0, 6), [5, 1, 3, 2, 0, 4])
+    np.testing.assert_array_equal(rank_bins(resp, mag, 1, 5), [1, 3, 2, 4])
+
+
+@pytest.mark.parametrize("bad", [
+    {"iterations": 0}, {"min_box_size": -1}, {"confidence_filter": 1.5},
+    {"domain": "wavelet"}, {"search": "binary"}, {"output_activation": "relu"},
+    {"freq_range": (500.0, 100.0)}, {"seed": -3}, {"batch_size": 2.5},
+])
+def test_config_rejects_bad_parameters(bad):
+    with pytest.raises(FreqrexError):
+        Config(**bad)
