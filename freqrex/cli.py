@@ -177,7 +177,8 @@ class _progress:
     """A rich progress bar on stderr, fed by explain's progress callback."""
 
     def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
+        # A live bar only makes sense on a terminal; piped stderr gets clean lines.
+        self.quiet = quiet or not err.is_terminal
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
                             TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                             console=err, transient=True)

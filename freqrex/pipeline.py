@@ -140,4 +140,4 @@ def _explanation(found: Extracted, ranking: np.ndarray, domain: FFTDomain, model
 def _model_info(model: Model) -> dict:
     return {"provider": model.provider, "activation": model.activation,
             "sample_rate": model.sample_rate, "labels": model.labels,
-            "source": getattr(model, "path", None)}
+            "source": str(model.path) if getattr(model, "path", None) else None}

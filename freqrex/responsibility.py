@@ -4,7 +4,8 @@ Each iteration starts from the root box, splits it into four random children, ev
 the mutants that keep the box's static context plus every proper subset of the children
 (one batch), gives each child its Halpern-Pearl degree of responsibility, and refines
 the responsible children, most responsible first, until ``max_depth``, ``min_box_size``
-or its share of ``search_limit`` stops it. The per-bin maps of all iterations are summed.
+or its share of ``search_limit`` stops it. A root split in which no child is a cause is
+drawn again. The per-bin maps of all iterations are summed.
 
 Iterations are independent (each has its own random stream, spawned from the seed), so
 they advance in lock-step and their mutants share model batches: the result does not
@@ -200,6 +201,10 @@ def _credit(s: _Split, responsibility: np.ndarray) -> None:
     passes[s.masks] = s.passed
     passes[(1 << m) - 1] = s.full_passes
     degrees, witnesses = child_responsibility(passes, m)
+    if s.node.depth == 0 and not degrees.any():
+        # These cuts separated nothing that matters (say, two bands that only compete once
+        # apart landed in one child): try the root again with fresh cuts, within budget.
+        s.iteration.push(0.0, s.node)
     for i, child in enumerate(s.children):
         if degrees[i] <= 0:
             continue

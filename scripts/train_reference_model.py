@@ -260,7 +260,7 @@ def train(model, waves, labels, epochs, batch_size, seed, log):
             loss.backward()
             optimiser.step()
             schedule.step()
-            total += float(loss) * len(index)
+            total += loss.item() * len(index)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(index)
         log(f"epoch {epoch + 1:2d}/{epochs}  loss {total / seen:.4f}  acc {correct / seen:.3f}")

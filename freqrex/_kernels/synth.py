@@ -78,33 +78,41 @@ def combine_blas(
 
 @njit(parallel=True, fastmath=False, cache=True)
 def _combine_kernel(coeffs, basis, out):  # pragma: no cover - compiled
-    m_rows, p_parts = coeffs.shape
     n = basis.shape[1]
     n_blocks = (n + _COMBINE_BLOCK - 1) // _COMBINE_BLOCK
     for b in prange(n_blocks):
         t0 = b * _COMBINE_BLOCK
-        t1 = min(n, t0 + _COMBINE_BLOCK)
-        for m in range(m_rows):
-            row = out[m]
+        _combine_range(coeffs, basis, out, t0, min(n, t0 + _COMBINE_BLOCK))
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _combine_range(coeffs, basis, out, t0, t1):  # pragma: no cover - compiled
+    """out[:, t0:t1] = coeffs @ basis[:, t0:t1], one cache-sized block at a time."""
+    for b0 in range(t0, t1, _COMBINE_BLOCK):
+        b1 = min(t1, b0 + _COMBINE_BLOCK)
+        for m in range(coeffs.shape[0]):
+            # 1-D, 0-based views: indexing the 2-D arrays at an offset keeps Numba's
+            # negative-index wraparound in the loop and LLVM then will not vectorise
+            # it (measured 4x slower).
+            dst = out[m][b0:b1]
             started = False
-            for p in range(p_parts):
+            for p in range(coeffs.shape[1]):
                 c = coeffs[m, p]
                 # A zero weight means "part excluded": skipping it halves the work for
                 # typical 0/1 masks and keeps excluded parts out of the result exactly.
                 if c == 0.0:
                     continue
-                src = basis[p]
+                src = basis[p][b0:b1]
                 if not started:
-                    for t in range(t0, t1):
-                        row[t] = c * src[t]
+                    for t in range(dst.shape[0]):
+                        dst[t] = c * src[t]
                     started = True
                 else:
-                    for t in range(t0, t1):
-                        row[t] += c * src[t]
+                    for t in range(dst.shape[0]):
+                        dst[t] += c * src[t]
             if not started:
-                for t in range(t0, t1):
-                    row[t] = 0.0
-    return out
+                dst[:] = 0.0
 
 
 def combine_numba(
@@ -201,8 +209,10 @@ def apply_mask(X: np.ndarray, mask: np.ndarray) -> np.ndarray:  # noqa: N803 - X
 def _fill_interval(buf, X, lo, hi, scale):  # noqa: N803  # pragma: no cover - compiled
     """buf = scale * X restricted to [lo, hi) (buf is a destroyed c2r input)."""
     buf[:lo] = 0
-    for k in range(lo, hi):
-        buf[k] = X[k] * scale
+    dst = buf[lo:hi]
+    src = X[lo:hi]
+    for k in range(dst.shape[0]):  # 0-based view: see _combine_block
+        dst[k] = src[k] * scale
     buf[hi:] = 0
 
 
@@ -307,8 +317,9 @@ def _synth_band(X, lo, hi, n, out):  # noqa: N803  # pragma: no cover - compiled
             else:
                 for j in range(m):
                     acc[j] += br0 * tc[r, j] - bi0 * ts[r, j]
+        dst = out[t0 : t0 + m]
         for j in range(m):
-            out[t0 + j] = acc[j]
+            dst[j] = acc[j]
 
 
 @njit(nogil=True, cache=True, inline="always")
