@@ -102,6 +102,9 @@ class Result:
         ``p_target(x)``, the confidence being explained).
     responsibility : np.ndarray
         Responsibility per rfft bin (float64, ``n_samples // 2 + 1``).
+    ranking : np.ndarray
+        The searched bins, most responsible first (ties: larger magnitude first); every
+        explanation is a prefix of it.
     explanations : dict
         ``"sufficient"``, ``"necessary"``, ``"complete"`` -> :class:`Explanation`.
     """
@@ -112,6 +115,7 @@ class Result:
     target_label: str
     prediction: Prediction
     responsibility: np.ndarray
+    ranking: np.ndarray
     explanations: dict[str, Explanation]
     stats: RunStats
     config: Config

@@ -16,7 +16,7 @@ import numpy as np
 
 from freqrex.config import Config
 from freqrex.criterion import Criterion
-from freqrex.domains import FFTDomain
+from freqrex.domains import Domain
 
 KINDS = ("sufficient", "necessary", "complete")
 Predicate = Callable[[np.ndarray], np.ndarray]
@@ -34,14 +34,14 @@ class Extracted:
     audio: np.ndarray | None = None
 
 
-def rank_bins(responsibility: np.ndarray, magnitude: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """Bins ``lo..hi-1`` ordered by responsibility, then magnitude, both descending."""
-    bins = np.arange(lo, hi)
-    order = np.lexsort((bins, -magnitude[lo:hi], -responsibility[lo:hi]))
-    return bins[order]
+def rank_bins(responsibility: np.ndarray, magnitude: np.ndarray,
+              candidates: np.ndarray) -> np.ndarray:
+    """``candidates`` (flat feature indices) by responsibility, then magnitude, descending."""
+    r, m = responsibility.ravel()[candidates], magnitude.ravel()[candidates]
+    return candidates[np.lexsort((candidates, -m, -r))]
 
 
-def extract(domain: FFTDomain, criterion: Criterion, ranking: np.ndarray,
+def extract(domain: Domain, criterion: Criterion, ranking: np.ndarray,
             config: Config) -> dict[str, Extracted]:
     """Find and verify the sufficient, necessary and complete sets.
 
@@ -61,7 +61,7 @@ def extract(domain: FFTDomain, criterion: Criterion, ranking: np.ndarray,
     return _verify(domain, criterion, ranking, found, config.complete_tolerance)
 
 
-def _predicates(domain: FFTDomain, criterion: Criterion, ranking: np.ndarray,
+def _predicates(domain: Domain, criterion: Criterion, ranking: np.ndarray,
                 tolerance: float) -> dict[str, Predicate]:
     target = criterion.target
 
@@ -145,7 +145,7 @@ def _first_true(predicate: Predicate, ks: np.ndarray, probes: int) -> int | None
     return None
 
 
-def _verify(domain: FFTDomain, criterion: Criterion, ranking: np.ndarray,
+def _verify(domain: Domain, criterion: Criterion, ranking: np.ndarray,
             found: dict[str, int | None], tolerance: float) -> dict[str, Extracted]:
     """One final model call on every set found (and on the clip without the necessary one)."""
     kinds = [kind for kind in KINDS if found[kind] is not None]

@@ -74,7 +74,7 @@ def explain(model: Any, audio: str | os.PathLike | np.ndarray, *,
     responsibility, search = responsibility_map(
         domain, criterion, config, original_passes=bool(criterion.passes(original[None])[0]),
         progress=report("search"))
-    ranking = rank_bins(responsibility, domain.magnitude(), domain.root.lo, domain.root.hi)
+    ranking = rank_bins(responsibility, domain.magnitude(), domain.candidates())
     if progress:
         progress("extract", 0, 1)
     found = extract(domain, criterion, ranking, config)
@@ -90,7 +90,8 @@ def explain(model: Any, audio: str | os.PathLike | np.ndarray, *,
                      seconds_model=model.stats.seconds - before[2])
     return Result(audio=x, sample_rate=rate, target=target, target_label=model.label(target),
                   prediction=_prediction(original, model, target),
-                  responsibility=responsibility, explanations=explanations, stats=stats,
+                  responsibility=responsibility, ranking=ranking, explanations=explanations,
+                  stats=stats,
                   config=config, model_info=_model_info(model), source=source)
 
 

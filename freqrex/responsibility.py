@@ -22,18 +22,18 @@ from itertools import count
 import numpy as np
 
 from freqrex import _kernels as kernels
-from freqrex.boxes import Interval, split
+from freqrex.boxes import Box, split
 from freqrex.config import Config
 from freqrex.criterion import Criterion
-from freqrex.domains import FFTDomain
+from freqrex.domains import Domain
 
 Progress = Callable[[int, int], None]
 
 
 @dataclass
 class _Node:
-    box: Interval
-    context: tuple[Interval, ...]
+    box: Box
+    context: tuple[Box, ...]
     depth: int
 
 
@@ -58,7 +58,7 @@ class _Split:
 
     iteration: _Iteration
     node: _Node
-    children: list[Interval]
+    children: list[Box]
     masks: np.ndarray        # which subsets of children each mutant keeps (bit i = child i)
     basis: np.ndarray        # row 0: context (+ fixed bins), rows 1..: the children
     full_passes: bool
@@ -73,7 +73,7 @@ class SearchStats:
     mutants: int = 0
 
 
-def responsibility_map(domain: FFTDomain, criterion: Criterion, config: Config,
+def responsibility_map(domain: Domain, criterion: Criterion, config: Config,
                        original_passes: bool = True,
                        progress: Progress | None = None) -> tuple[np.ndarray, SearchStats]:
     """Sum of the responsibility maps of ``config.iterations`` searches.
@@ -95,10 +95,10 @@ def responsibility_map(domain: FFTDomain, criterion: Criterion, config: Config,
     Returns
     -------
     responsibility : np.ndarray
-        float64 per feature.
+        float64 per feature, shaped like ``domain.shape``.
     stats : SearchStats
     """
-    responsibility = np.zeros(domain.n_features)
+    responsibility = np.zeros(domain.shape)
     stats = SearchStats()
     seeds = np.random.SeedSequence(config.seed).spawn(config.iterations)
     # At least one split per iteration, so that every iteration says something.
@@ -121,7 +121,7 @@ def responsibility_map(domain: FFTDomain, criterion: Criterion, config: Config,
     return responsibility, stats
 
 
-def _next_split(it: _Iteration, domain: FFTDomain, config: Config,
+def _next_split(it: _Iteration, domain: Domain, config: Config,
                 original_passes: bool) -> _Split | None:
     """Pop the iteration's most responsible box that can still be split, and split it."""
     while it.queue:
@@ -148,7 +148,7 @@ def _subset_masks(m: int, with_empty: bool) -> np.ndarray:
     return np.arange(first, (1 << m) - 1, dtype=np.int64)
 
 
-def _basis(domain: FFTDomain, node: _Node, children: list[Interval]) -> np.ndarray:
+def _basis(domain: Domain, node: _Node, children: list[Box]) -> np.ndarray:
     basis = np.empty((len(children) + 1, domain.n), dtype=np.float32)
     basis[1:] = domain.part_signals([[c] for c in children])
     basis[0] = domain.fixed
@@ -157,7 +157,7 @@ def _basis(domain: FFTDomain, node: _Node, children: list[Interval]) -> np.ndarr
     return basis
 
 
-def _evaluate(splits: list[_Split], domain: FFTDomain, criterion: Criterion,
+def _evaluate(splits: list[_Split], domain: Domain, criterion: Criterion,
               batch_size: int) -> None:
     """Synthesize the splits' mutants a batch at a time and record which pass."""
     group: list[_Split] = []
@@ -173,7 +173,7 @@ def _evaluate(splits: list[_Split], domain: FFTDomain, criterion: Criterion,
         _evaluate_group(group, domain, criterion)
 
 
-def _evaluate_group(group: list[_Split], domain: FFTDomain, criterion: Criterion) -> None:
+def _evaluate_group(group: list[_Split], domain: Domain, criterion: Criterion) -> None:
     sizes = [len(s.masks) for s in group]
     mutants = np.empty((sum(sizes), domain.n), dtype=np.float32)
     start = 0

@@ -106,8 +106,10 @@ def test_linear_search_agrees_with_bracket_search(lo, width, frac, chunk):
 def test_ranking_orders_by_responsibility_then_magnitude():
     resp = np.array([0.0, 2.0, 1.0, 1.0, 0.0, 5.0])
     mag = np.array([9.0, 1.0, 1.0, 3.0, 8.0, 0.0])
-    np.testing.assert_array_equal(rank_bins(resp, mag, 0, 6), [5, 1, 3, 2, 0, 4])
-    np.testing.assert_array_equal(rank_bins(resp, mag, 1, 5), [1, 3, 2, 4])
+    np.testing.assert_array_equal(rank_bins(resp, mag, np.arange(6)), [5, 1, 3, 2, 0, 4])
+    np.testing.assert_array_equal(rank_bins(resp, mag, np.arange(1, 5)), [1, 3, 2, 4])
+    grid = rank_bins(resp.reshape(2, 3), mag.reshape(2, 3), np.array([0, 2, 4, 5]))
+    np.testing.assert_array_equal(grid, [5, 2, 0, 4])
 
 
 @pytest.mark.parametrize("bad", [

@@ -1,0 +1,44 @@
+"""pytest-benchmark helpers: record mutants/s and print a per-length summary table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+_RESULTS = pytest.StashKey[dict]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_RESULTS] = {}
+
+
+@pytest.fixture
+def record_synth(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Store mutants/s (from the median round) in extra_info and for the summary."""
+
+    def record(benchmark, n: int, method: str, mutants: int) -> None:
+        stats = getattr(benchmark, "stats", None)
+        if stats is None:  # --benchmark-disable: ran once, nothing timed
+            return
+        rate = mutants / stats.stats.median
+        benchmark.extra_info["mutants_per_s"] = rate
+        request.config.stash[_RESULTS][(n, method)] = rate
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    results = config.stash.get(_RESULTS, {})
+    if not results:
+        return
+    tr = terminalreporter
+    tr.section("mutant synthesis throughput (median round)")
+    tr.write_line(f"{'n':>8}  {'method':<9} {'mutants/s':>11}  {'x naive':>8}")
+    for n in sorted({n for n, _ in results}):
+        naive = results.get((n, "naive"))
+        for (m_n, method), rate in results.items():
+            if m_n != n:
+                continue
+            ratio = f"{rate / naive:8.1f}" if naive else f"{'-':>8}"
+            tr.write_line(f"{n:>8}  {method:<9} {rate:>11,.0f}  {ratio}")

@@ -1,0 +1,54 @@
+"""End-to-end benchmarks on the bundled reference model.
+
+- a full ``explain`` of a 30 s clip (480 000 samples, 240 001 bins): where the time goes,
+  inside model inference or outside it (spectrum, mutant synthesis, search bookkeeping);
+- the extraction search, bracketing against ReX's linear scan, on a 4 s clip: model calls.
+
+Run: ``.venv/bin/python -m pytest bench/test_bench_explain.py --benchmark-only``
+"""
+
+import pytest
+
+from freqrex import OnnxModel, explain
+from freqrex.audio import load_audio
+from freqrex.examples import example_clips, reference_model
+
+LONG = reference_model().parent / "examples" / "long_30s.flac"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return OnnxModel(reference_model())
+
+
+def _record(benchmark, result):
+    s = result.stats
+    benchmark.extra_info.update(
+        model_calls=s.model_calls, mutants=s.mutants, seconds_total=s.seconds_total,
+        seconds_model=s.seconds_model,
+        share_outside_model=(s.seconds_total - s.seconds_model) / s.seconds_total,
+        sufficient=result.sufficient.size, necessary=result.necessary.size,
+        complete=result.complete.size)
+
+
+@pytest.mark.benchmark(group="explain-30s")
+def test_explain_30_second_clip(benchmark, model):
+    x, rate = load_audio(LONG, model.sample_rate)
+    assert x.shape[0] == 30 * rate
+    explain(model, x[: rate], sample_rate=rate, iterations=1, search_limit=15)  # JIT warm-up
+    result = benchmark.pedantic(
+        lambda: explain(model, x, sample_rate=rate, seed=0, iterations=4, search_limit=600),
+        rounds=1, iterations=1)
+    _record(benchmark, result)
+    assert result.sufficient.verified
+
+
+@pytest.mark.benchmark(group="extraction-search")
+@pytest.mark.parametrize("search", ["bracket", "linear"])
+def test_extraction_search(benchmark, model, search):
+    x, rate = load_audio(example_clips()[0], model.sample_rate)
+    result = benchmark.pedantic(
+        lambda: explain(model, x, sample_rate=rate, seed=0, iterations=4, search_limit=600,
+                        search=search, chunk=64),
+        rounds=1, iterations=1)
+    _record(benchmark, result)

@@ -1,0 +1,357 @@
+"""Property tests: every fast kernel against the plain numpy reference.
+
+The reference for a bin set S is ``np.fft.irfft(X * 1_S, n)`` computed in float64 from
+the same complex64 spectrum, so the only differences left are the kernels' own float32
+rounding.  A float32 FFT of length n commits a relative error of about
+``eps32 * log2(n)`` of the signal scale; we allow 16x that, relative to the reference's
+own peak (a masked part is computed from its own bins only, so its error scales with
+it, not with the whole clip).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pyfftw
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import freqrex._kernels as kern
+from freqrex._kernels import fft as kfft
+
+EPS32 = float(np.finfo(np.float32).eps)
+PROPS = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def spectrum(seed: int, n: int, scale: float = 1.0) -> np.ndarray:
+    """complex64 rfft of a random float32 clip of length n, peak amplitude ~scale."""
+    rng = np.random.default_rng(seed)
+    x = (scale * rng.standard_normal(n)).astype(np.float32)
+    return kern.rfft(x).astype(np.complex64)
+
+
+def reference(X: np.ndarray, bins: np.ndarray, n: int) -> np.ndarray:  # noqa: N803
+    mask = np.zeros(X.shape[0])
+    mask[bins] = 1.0
+    return np.fft.irfft(X.astype(np.complex128) * mask, n)
+
+
+def fft_tol(ref: np.ndarray, n: int) -> float:
+    """Absolute tolerance for a float32 inverse FFT result (see module docstring)."""
+    peak = float(np.abs(ref).max()) if ref.size else 0.0
+    return 16.0 * EPS32 * max(1.0, math.log2(max(n, 2))) * peak
+
+
+def assert_rows_match(got: np.ndarray, X: np.ndarray, sets: list, n: int) -> None:  # noqa: N803
+    assert got.dtype == np.float32
+    assert got.shape == (len(sets), n)
+    for row, bins in zip(got, sets, strict=True):
+        ref = reference(X, bins, n)
+        np.testing.assert_allclose(row, ref, rtol=0, atol=fft_tol(ref, n))
+
+
+@st.composite
+def clip_and_intervals(draw, max_n: int = 4096, max_rows: int = 6):
+    """(seed, n, scale, bounds) with edge intervals mixed in with random ones."""
+    n = draw(st.integers(1, max_n))
+    k = n // 2 + 1
+    rows = []
+    for _ in range(draw(st.integers(1, max_rows))):
+        kind = draw(st.sampled_from(["random", "narrow", "width1", "full", "first", "last"]))
+        if kind == "full":
+            rows.append((0, k))
+        elif kind == "first":
+            rows.append((0, draw(st.integers(0, k))))
+        elif kind == "last":
+            rows.append((draw(st.integers(0, k)), k))
+        else:
+            width = {"width1": 1, "narrow": draw(st.integers(0, 16))}.get(kind)
+            if width is None:
+                lo, hi = sorted(draw(st.lists(st.integers(0, k), min_size=2, max_size=2)))
+            else:
+                width = min(width, k)
+                lo = draw(st.integers(0, k - width))
+                hi = lo + width
+            rows.append((lo, hi))
+    seed = draw(st.integers(0, 2**32 - 1))
+    scale = draw(st.sampled_from([1e-6, 1.0, 1e4]))
+    return seed, n, scale, np.array(rows, dtype=np.int64)
+
+
+@pytest.fixture(params=["auto", "fft", "synth"])
+def band_path(request, monkeypatch):
+    """Force interval_parts' narrow-band choice so both paths see every input."""
+    if request.param != "auto":
+        forced = request.param == "synth"
+        monkeypatch.setattr(kfft, "_synth_is_cheaper", lambda w, n: forced and w <= 16)
+    return request.param
+
+
+@pytest.fixture(params=["serial", "pool"])
+def row_pool(request, monkeypatch):
+    """Run rows on the caller only, or always through the worker pool."""
+    monkeypatch.setattr(kfft, "_POOL_MIN_SAMPLES", 1 << 62 if request.param == "serial" else 0)
+    return request.param
+
+
+# --------------------------------------------------------------------------- interval_parts
+
+
+@PROPS
+@given(case=clip_and_intervals())
+@example(case=(1, 7, 1.0, np.array([[0, 1], [3, 4], [0, 4], [2, 2]])))
+@example(case=(2, 8, 1.0, np.array([[0, 1], [4, 5], [0, 5]])))
+def test_interval_parts_matches_numpy(case, band_path, row_pool):
+    seed, n, scale, bounds = case
+    X = spectrum(seed, n, scale)
+    got = kern.interval_parts(X, bounds, n)
+    assert_rows_match(got, X, [np.arange(lo, hi) for lo, hi in bounds], n)
+
+
+@PROPS
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 4096), cuts=st.data())
+def test_interval_partition_sums_to_clip(seed, n, cuts, row_pool):
+    k = n // 2 + 1
+    inner = cuts.draw(st.lists(st.integers(1, max(1, k - 1)), max_size=12, unique=True))
+    edges = np.array(sorted({0, k, *[c for c in inner if 0 < c < k]}), dtype=np.int64)
+    bounds = np.stack([edges[:-1], edges[1:]], axis=1)
+    x = (np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
+    X = kern.rfft(x).astype(np.complex64)
+    total = kern.interval_parts(X, bounds, n).sum(axis=0, dtype=np.float64)
+    # per-part FFT error adds up over the parts, plus X's own complex64 rounding
+    tol = len(bounds) * fft_tol(x, n) + 8 * EPS32 * float(np.abs(x).max())
+    np.testing.assert_allclose(total, x, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("n", [480_000, 160_001])
+def test_interval_parts_large(n):
+    k = n // 2 + 1
+    X = spectrum(n, n)
+    bounds = np.array([[0, 1], [k - 1, k], [1000, 1003], [1003, 1011], [0, k // 3], [k // 3, k]])
+    got = kern.interval_parts(X, bounds, n)
+    assert_rows_match(got, X, [np.arange(lo, hi) for lo, hi in bounds], n)
+
+
+def test_interval_parts_rejects_bad_bounds():
+    X = spectrum(0, 64)
+    with pytest.raises(ValueError):
+        kern.interval_parts(X, np.array([[5, 4]]), 64)
+    with pytest.raises(ValueError):
+        kern.interval_parts(X, np.array([[0, 34]]), 64)
+    with pytest.raises(ValueError):
+        kern.interval_parts(X, np.array([[0, 1]]), 80)  # K does not match n
+
+
+# --------------------------------------------------------------------------- bin sets
+
+
+@PROPS
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 4096),
+    densities=st.lists(st.sampled_from([0.0, 0.001, 0.05, 0.5, 1.0]), min_size=1, max_size=5),
+)
+def test_bin_set_parts_matches_numpy(seed, n, densities, row_pool):
+    rng = np.random.default_rng(seed)
+    k = n // 2 + 1
+    X = spectrum(seed, n)
+    sets = []
+    for d in densities:
+        bins = np.flatnonzero(rng.random(k) < d)
+        rng.shuffle(bins)
+        if bins.size:  # duplicates must be harmless
+            bins = np.concatenate([bins, bins[:3]])
+        sets.append(bins.astype(np.int64))
+    assert_rows_match(kern.bin_set_parts(X, sets, n), X, sets, n)
+
+
+@PROPS
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 4096), data=st.data())
+def test_prefix_parts_matches_numpy(seed, n, data, row_pool):
+    rng = np.random.default_rng(seed)
+    k = n // 2 + 1
+    X = spectrum(seed, n)
+    full = data.draw(st.booleans())
+    ranking = rng.permutation(k) if full else rng.permutation(k)[: rng.integers(0, k + 1)]
+    r = ranking.size
+    ks = np.array(
+        data.draw(st.lists(st.integers(0, r), min_size=1, max_size=6)) + [0, r], dtype=np.int64
+    )
+    got = kern.prefix_parts(X, ranking, ks, n)
+    assert_rows_match(got, X, [ranking[:kk] for kk in ks], n)
+
+
+# --------------------------------------------------------------------------- irfft_batch
+
+
+def test_irfft_batch_plan_reuse_and_shapes(row_pool):
+    rng = np.random.default_rng(7)
+    for n, p in [(4096, 5), (4096, 5), (4096, 3), (1001, 5), (4096, 5), (1, 2)]:
+        k = n // 2 + 1
+        spectra = (rng.standard_normal((p, k)) + 1j * rng.standard_normal((p, k))).astype(
+            np.complex64
+        )
+        before = spectra.copy()
+        got = kern.irfft_batch(spectra, n)
+        ref = np.fft.irfft(spectra.astype(np.complex128), n)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=fft_tol(ref, n))
+        np.testing.assert_array_equal(spectra, before)  # c2r must not eat the caller's input
+
+
+@pytest.mark.parametrize("offset", [0, 1])  # 1: rows not SIMD-aligned -> copy-out path
+def test_irfft_batch_into_out(offset, row_pool):
+    n, p = 4096, 4
+    rng = np.random.default_rng(offset)
+    spectra = (rng.standard_normal((p, n // 2 + 1)) * (1 + 1j)).astype(np.complex64)
+    out = np.empty(p * n + offset, dtype=np.float32)[offset:].reshape(p, n)
+    got = kern.irfft_batch(spectra, n, out=out)
+    assert got is out
+    ref = np.fft.irfft(spectra.astype(np.complex128), n)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=fft_tol(ref, n))
+    with pytest.raises(ValueError):
+        kern.irfft_batch(spectra, n, out=np.empty((p, n + 1), np.float32))
+
+
+# --------------------------------------------------------------------------- combine
+
+COMBINERS = {
+    "blas": kern.combine_blas,
+    "numba": kern.combine_numba,
+    "dispatch": kern.combine,
+}
+
+
+@PROPS
+@pytest.mark.parametrize("impl", sorted(COMBINERS))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    m=st.integers(1, 20),
+    p=st.integers(1, 8),
+    n=st.integers(1, 9000),
+    binary=st.booleans(),
+    use_out=st.booleans(),
+)
+def test_combine_matches_matmul(impl, seed, m, p, n, binary, use_out):
+    rng = np.random.default_rng(seed)
+    basis = rng.standard_normal((p, n)).astype(np.float32)
+    if binary:
+        coeffs = rng.integers(0, 2, (m, p)).astype(np.float32)
+    else:
+        coeffs = rng.standard_normal((m, p)).astype(np.float32)
+    out = np.full((m, n), np.nan, np.float32) if use_out else None
+    got = COMBINERS[impl](coeffs, basis, out)
+    assert got.dtype == np.float32 and got.shape == (m, n)
+    if use_out:
+        assert got is out
+    ref = coeffs.astype(np.float64) @ basis.astype(np.float64)
+    # float32 sum of p products: each step rounds relative to the running magnitude
+    tol = 2 * p * EPS32 * (np.abs(coeffs) @ np.abs(basis)).astype(np.float64)
+    assert np.all(np.abs(got - ref) <= tol + 1e-30)
+
+
+def test_combine_rejects_mismatch():
+    with pytest.raises(ValueError):
+        kern.combine(np.ones((2, 3), np.float32), np.ones((4, 5), np.float32))
+
+
+# --------------------------------------------------------------------------- masks
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 3000))
+def test_mask_helpers(seed, k):
+    rng = np.random.default_rng(seed)
+    bins = rng.integers(0, k, rng.integers(0, 2 * k + 1)).astype(np.int64)
+    mask = kern.mask_from_bins(bins, k)
+    ref = np.zeros(k, bool)
+    ref[bins] = True
+    np.testing.assert_array_equal(mask, ref)
+    X = (rng.standard_normal(k) + 1j * rng.standard_normal(k)).astype(np.complex64)
+    masked = kern.apply_mask(X, mask)
+    assert masked.dtype == np.complex64
+    np.testing.assert_array_equal(masked, np.where(ref, X, 0))
+
+
+def test_mask_from_bins_rejects_out_of_range():
+    with pytest.raises(ValueError):
+        kern.mask_from_bins(np.array([-1]), 4)
+    with pytest.raises(ValueError):
+        kern.mask_from_bins(np.array([4]), 4)
+
+
+# --------------------------------------------------------------------------- wisdom
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("FREQREX_CACHE_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_wisdom_round_trip(cache_dir):
+    kfft._RowPlan(1024, ("FFTW_ESTIMATE",))  # make sure there is some wisdom to save
+    exported = pyfftw.export_wisdom()
+    assert kern.save_wisdom()
+    path = kern.wisdom_path()
+    assert path.parent == cache_dir and path.exists()
+    assert not [p for p in os.listdir(cache_dir) if p != path.name]  # no temp leftovers
+    assert kfft._decode_wisdom(path.read_bytes()) == exported
+    pyfftw.forget_wisdom()
+    assert kern.load_wisdom()
+    # FFTW re-exports the same entries, not necessarily in the same order
+    assert [sorted(w.splitlines()) for w in pyfftw.export_wisdom()] == [
+        sorted(w.splitlines()) for w in exported
+    ]
+
+
+def test_measured_wisdom_is_reused(cache_dir, monkeypatch):
+    n = 770  # a size nothing else in the suite plans
+    monkeypatch.setattr(kfft, "_plan_cache", kfft.OrderedDict())
+    kern.prepare_plans([n])
+    assert kern.wisdom_path().exists()
+    pyfftw.forget_wisdom()
+    assert kern.load_wisdom()
+    plan = kfft._make_row_plan(n, None)
+    assert "FFTW_MEASURE" in plan.fftw.flags
+    pyfftw.forget_wisdom()
+    plan = kfft._make_row_plan(n, None)  # no wisdom: cheap ESTIMATE fallback
+    assert "FFTW_ESTIMATE" in plan.fftw.flags
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b"",
+        b"garbage" * 10,
+        kfft._WISDOM_MAGIC + b"\x03\x00\x00\x00" + b"\xff" * 8,  # absurd length
+        kfft._encode_wisdom([b"a", b"b", b"c"])[:-1],  # truncated
+        kfft._encode_wisdom([b"a", b"b", b"c"]) + b"x",  # trailing bytes
+        kfft._encode_wisdom([b"not wisdom"] * 3),  # well framed, FFTW rejects it
+    ],
+)
+def test_corrupt_wisdom_is_ignored(cache_dir, blob, monkeypatch):
+    kern.wisdom_path().write_bytes(blob)
+    assert kern.load_wisdom() is False
+    # planning still works from scratch afterwards
+    monkeypatch.setattr(kfft, "_plan_cache", kfft.OrderedDict())
+    monkeypatch.setitem(kfft._wisdom_state, "loaded", False)
+    X = spectrum(3, 300)
+    assert_rows_match(kern.interval_parts(X, np.array([[0, 151]]), 300), X, [np.arange(151)], 300)
+
+
+def test_unwritable_cache_is_ignored(tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_bytes(b"")
+    monkeypatch.setenv("FREQREX_CACHE_DIR", str(blocker / "sub"))  # parent is a file
+    assert kern.save_wisdom() is False
+    assert kern.load_wisdom() is False
