@@ -23,8 +23,9 @@ from freqrex.errors import FreqrexError, FreqrexWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Causal frequency-space explanations of audio classifiers.")
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# Piped output gets a fixed, wide layout instead of rich's 80-column fallback.
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 DEFAULTS = Config()
 
 
@@ -104,7 +105,9 @@ def run(
         help="Mutants the responsibility search may evaluate.")] = DEFAULTS.search_limit,
     confidence_filter: float = DEFAULTS.confidence_filter,
     batch_size: int = DEFAULTS.batch_size,
-    domain: str = DEFAULTS.domain,
+    domain: Annotated[str, typer.Option(help="fft or stft.")] = DEFAULTS.domain,
+    n_fft: Annotated[int, typer.Option(help="STFT window (stft domain).")] = DEFAULTS.n_fft,
+    hop: Annotated[int, typer.Option(help="STFT hop (stft domain).")] = DEFAULTS.hop,
     freq_range: Annotated[str | None, typer.Option(help="Search only LOW:HIGH Hz.")] = None,
     baseline: str = DEFAULTS.baseline,
     activation: Annotated[str, typer.Option(
@@ -126,7 +129,7 @@ def run(
 
     config = Config(iterations=iterations, max_depth=max_depth, min_box_size=min_box_size,
                     search_limit=search_limit, confidence_filter=confidence_filter,
-                    batch_size=batch_size, seed=seed, domain=domain,
+                    batch_size=batch_size, seed=seed, domain=domain, n_fft=n_fft, hop=hop,
                     freq_range=_freq_range(freq_range), baseline=baseline,
                     target=_target(target), output_activation=activation, search=search,
                     chunk=chunk, complete_tolerance=complete_tolerance)

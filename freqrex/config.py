@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from freqrex.errors import FreqrexError
 
-DOMAINS = ("fft",)
+DOMAINS = ("fft", "stft")
 ACTIVATIONS = ("auto", "softmax", "sigmoid", "none")
 SEARCHES = ("bracket", "linear")
 DISTRIBUTIONS = ("uniform",)
@@ -35,7 +35,9 @@ class Config:
     seed : int
         Seed of every random choice; the same seed gives the same result, bit for bit.
     domain : str
-        Feature space: ``"fft"`` (rfft bins).
+        Feature space: ``"fft"`` (rfft bins) or ``"stft"`` (time-frequency cells).
+    n_fft, hop : int
+        STFT window length and hop, in samples (stft domain).
     freq_range : tuple of float, optional
         Limit the search to bins within this Hz range; bins outside are kept as they are.
     baseline : str
@@ -62,6 +64,8 @@ class Config:
     batch_size: int = 32
     seed: int = 0
     domain: str = "fft"
+    n_fft: int = 512
+    hop: int = 128
     freq_range: tuple[float, float] | None = None
     baseline: str = "zero"
     target: int | str | None = None
@@ -73,7 +77,10 @@ class Config:
 
     def __post_init__(self) -> None:
         _positive(self, "iterations", "max_depth", "min_box_size", "search_limit",
-                  "batch_size", "chunk")
+                  "batch_size", "chunk", "n_fft", "hop")
+        if self.hop > self.n_fft // 2:
+            raise FreqrexError(f"hop ({self.hop}) must be at most n_fft/2 ({self.n_fft // 2}) "
+                               "for the inverse STFT to be exact")
         _choice(self, "domain", DOMAINS)
         _choice(self, "output_activation", ACTIVATIONS)
         _choice(self, "search", SEARCHES)

@@ -50,6 +50,7 @@ class Explanation:
     share_bins: float = 0.0
     share_energy: float = 0.0
     hz_ranges: list[tuple[float, float]] = field(default_factory=list)
+    time_ranges: list[tuple[float, float]] = field(default_factory=list)
     prediction: Prediction | None = None
     removed: Prediction | None = None       # necessary only: the clip without these bins
     audio: np.ndarray | None = None
@@ -62,6 +63,7 @@ class Explanation:
         out = {"found": self.found, "verified": self.verified, "size": self.size,
                "share_bins": self.share_bins, "share_energy": self.share_energy,
                "hz_ranges": [list(r) for r in self.hz_ranges],
+               "time_ranges": [list(r) for r in self.time_ranges],
                "prediction": self.prediction.to_dict() if self.prediction else None,
                "bins": self.bins.tolist()}
         if self.kind == "necessary":

@@ -12,7 +12,7 @@ import numpy as np
 from freqrex import audio as audio_io
 from freqrex.config import Config
 from freqrex.criterion import Criterion
-from freqrex.domains import FFTDomain
+from freqrex.domains import Domain, make_domain
 from freqrex.errors import FreqrexError
 from freqrex.explanation import Explanation, Prediction, Result, RunStats
 from freqrex.extraction import Extracted, extract, rank_bins
@@ -66,7 +66,7 @@ def explain(model: Any, audio: str | os.PathLike | np.ndarray, *,
     target = model.class_index(config.target) if config.target is not None else int(
         np.argmax(original))
     criterion = Criterion(model, target, float(original[target]), config.confidence_filter)
-    domain = FFTDomain(x, rate, config.freq_range)
+    domain = make_domain(x, rate, config.domain, config.n_fft, config.hop, config.freq_range)
 
     def report(stage: str) -> Callable[[int, int], None] | None:
         return (lambda done, total: progress(stage, done, total)) if progress else None
@@ -123,7 +123,7 @@ def _prediction(probs: np.ndarray, model: Model, target: int) -> Prediction:
                       target_confidence=float(probs[target]))
 
 
-def _explanation(found: Extracted, ranking: np.ndarray, domain: FFTDomain, model: Model,
+def _explanation(found: Extracted, ranking: np.ndarray, domain: Domain, model: Model,
                  target: int) -> Explanation:
     if found.k is None:
         return Explanation(found.kind, found=False, bins=np.empty(0, dtype=np.int64))
@@ -133,9 +133,9 @@ def _explanation(found: Extracted, ranking: np.ndarray, domain: FFTDomain, model
     return Explanation(
         kind=found.kind, found=True, bins=bins, verified=found.verified,
         share_bins=found.k / domain.n_features, share_energy=domain.energy_share(bins),
-        hz_ranges=domain.hz_ranges(bins), prediction=_prediction(found.probabilities, model,
-                                                                  target),
-        removed=removed, audio=found.audio)
+        hz_ranges=domain.hz_ranges(bins), time_ranges=domain.time_ranges(bins),
+        prediction=_prediction(found.probabilities, model, target), removed=removed,
+        audio=found.audio)
 
 
 def _model_info(model: Model) -> dict:

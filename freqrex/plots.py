@@ -25,9 +25,10 @@ def plot_result(result: Result, path: str | os.PathLike) -> None:
     t = np.arange(x.shape[0]) / sr
     hz = np.arange(result.n_bins) * sr / x.shape[0]
     magnitude_db = 20 * np.log10(np.abs(np.fft.rfft(x)) + 1e-12)
-    found = [(k, e) for k, e in result.explanations.items() if e.found]
 
-    fig, axes = plt.subplots(4, 1, figsize=(11, 11), constrained_layout=True)
+    fig = plt.figure(figsize=(11, 12), constrained_layout=True)
+    grid = fig.add_gridspec(6, 1, height_ratios=[1.2, 1.2, 1.4, 0.7, 0.7, 0.7])
+    axes = [fig.add_subplot(grid[i]) for i in range(6)]
     axes[0].plot(t, x, lw=0.5, color="0.3")
     axes[0].set(title=f"clip: {result.target_label} ({result.confidence:.2f})",
                 xlabel="time (s)", ylabel="amplitude")
@@ -35,9 +36,9 @@ def plot_result(result: Result, path: str | os.PathLike) -> None:
     axes[1].plot(hz, result.responsibility, lw=0.6, color="#6a51a3")
     axes[1].set(title="responsibility per frequency bin", xlabel="frequency (Hz)",
                 ylabel="responsibility")
-    if result.responsibility.max() > 0:
-        axes[1].set_yscale("symlog", linthresh=result.responsibility[
-            result.responsibility > 0].min())
+    positive = result.responsibility[result.responsibility > 0]
+    if positive.size:
+        axes[1].set_yscale("symlog", linthresh=positive.min())
 
     axes[2].plot(hz, magnitude_db, lw=0.4, color="0.6", label="spectrum")
     for kind in ("complete", "necessary", "sufficient"):
@@ -49,11 +50,17 @@ def plot_result(result: Result, path: str | os.PathLike) -> None:
                 ylabel="dB")
     axes[2].legend(loc="upper right", fontsize=8)
 
-    for kind, e in found:
-        axes[3].plot(t, e.audio, lw=0.5, color=COLOURS[kind],
-                     label=f"{kind}: {e.prediction.label} {e.prediction.confidence:.2f}")
-    axes[3].set(title="reconstructions", xlabel="time (s)", ylabel="amplitude")
-    if found:
-        axes[3].legend(loc="upper right", fontsize=8)
+    limit = float(np.abs(x).max())
+    for ax, kind in zip(axes[3:], ("sufficient", "necessary", "complete")):
+        e = result.explanations[kind]
+        if e.found:
+            ax.plot(t, e.audio, lw=0.5, color=COLOURS[kind])
+            title = (f"{kind} reconstruction ({e.size} bins): model says "
+                     f"{e.prediction.label} {e.prediction.confidence:.2f}")
+        else:
+            title = f"{kind}: not found"
+        ax.set(title=title, ylabel="amplitude", ylim=(-limit, limit))
+        ax.title.set_fontsize(9)
+    axes[-1].set_xlabel("time (s)")
     fig.savefig(path, dpi=110)
     plt.close(fig)

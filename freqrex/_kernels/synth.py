@@ -89,30 +89,53 @@ def _combine_kernel(coeffs, basis, out):  # pragma: no cover - compiled
 @njit(nogil=True, cache=True)
 def _combine_range(coeffs, basis, out, t0, t1):  # pragma: no cover - compiled
     """out[:, t0:t1] = coeffs @ basis[:, t0:t1], one cache-sized block at a time."""
+    m_rows, p_parts = coeffs.shape
+    # A zero weight means "part excluded": skipping it halves the work for typical 0/1
+    # masks and keeps excluded parts out of the result exactly.
+    live = np.empty(p_parts, dtype=np.int64)
     for b0 in range(t0, t1, _COMBINE_BLOCK):
         b1 = min(t1, b0 + _COMBINE_BLOCK)
-        for m in range(coeffs.shape[0]):
+        for m in range(m_rows):
+            n_live = 0
+            for p in range(p_parts):
+                if coeffs[m, p] != 0.0:
+                    live[n_live] = p
+                    n_live += 1
             # 1-D, 0-based views: indexing the 2-D arrays at an offset keeps Numba's
             # negative-index wraparound in the loop and LLVM then will not vectorise
             # it (measured 4x slower).
             dst = out[m][b0:b1]
-            started = False
-            for p in range(coeffs.shape[1]):
-                c = coeffs[m, p]
-                # A zero weight means "part excluded": skipping it halves the work for
-                # typical 0/1 masks and keeps excluded parts out of the result exactly.
-                if c == 0.0:
-                    continue
-                src = basis[p][b0:b1]
-                if not started:
-                    for t in range(dst.shape[0]):
-                        dst[t] = c * src[t]
-                    started = True
-                else:
-                    for t in range(dst.shape[0]):
-                        dst[t] += c * src[t]
-            if not started:
+            if n_live == 0:
                 dst[:] = 0.0
+            # up to 4 terms per pass: one store per sample per pass instead of one per term
+            for j in range(0, n_live, 4):
+                _axpy4(coeffs[m], basis, live[j : min(n_live, j + 4)], b0, b1, dst, j > 0)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _axpy4(c, basis, parts, b0, b1, dst, accumulate):  # pragma: no cover - compiled
+    """dst (+)= sum over the 1-4 ``parts`` of c[p] * basis[p, b0:b1].
+
+    Missing terms are padded with weight 0 on the first part (already in cache), which
+    adds exact zeros; one loop shape keeps the kernel small and vectorised.
+    """
+    k = parts.shape[0]
+    zero = np.float32(0.0)
+    p0 = parts[0]
+    p1 = parts[1] if k > 1 else p0
+    p2 = parts[2] if k > 2 else p0
+    p3 = parts[3] if k > 3 else p0
+    c0 = c[p0]
+    c1 = c[p1] if k > 1 else zero
+    c2 = c[p2] if k > 2 else zero
+    c3 = c[p3] if k > 3 else zero
+    s0, s1, s2, s3 = basis[p0][b0:b1], basis[p1][b0:b1], basis[p2][b0:b1], basis[p3][b0:b1]
+    if accumulate:
+        for t in range(dst.shape[0]):
+            dst[t] += c0 * s0[t] + c1 * s1[t] + c2 * s2[t] + c3 * s3[t]
+    else:
+        for t in range(dst.shape[0]):
+            dst[t] = c0 * s0[t] + c1 * s1[t] + c2 * s2[t] + c3 * s3[t]
 
 
 def combine_numba(
