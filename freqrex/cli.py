@@ -148,6 +148,102 @@ def run(
 
 @app.command()
 @_user_errors
+def attack(
+    clip: Annotated[Path | None, typer.Argument(
+        help="Audio file to attack (default: a bundled example clip).")] = None,
+    onnx: Annotated[Path | None, typer.Option(
+        help="ONNX classifier (default: the bundled reference model).")] = None,
+    ks: Annotated[str, typer.Option(
+        help="Numbers of coefficients to change, e.g. 1,2,5,10.")] = "1,2,5,10,20,50,100",
+    mode: Annotated[str, typer.Option(help="remove or attenuate.")] = "remove",
+    factor: Annotated[float, typer.Option(help="Gain kept when attenuating.")] = 0.1,
+    domain: Annotated[str, typer.Option(help="fft, stft or both.")] = "both",
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for attack.json and the adversarial WAVs.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    target: Annotated[str | None, typer.Option(help="Class to attack: label or index.")] = None,
+    seed: int = DEFAULTS.seed,
+    iterations: int = DEFAULTS.iterations,
+    search_limit: int = DEFAULTS.search_limit,
+    n_fft: int = DEFAULTS.n_fft,
+    hop: int = DEFAULTS.hop,
+    batch_size: int = DEFAULTS.batch_size,
+    sample_rate: int | None = None,
+    labels: Path | None = None,
+    provider: str = "auto",
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+) -> None:
+    """Change the k most responsible frequencies (or STFT cells) of CLIP: does the class flip?"""
+    from freqrex import examples
+    from freqrex.manipulation import attack as run_attack
+
+    domains = {"both": ("fft", "stft"), "fft": ("fft",), "stft": ("stft",)}.get(domain)
+    if domains is None:
+        raise FreqrexError(f"--domain must be fft, stft or both; got {domain!r}")
+    config = Config(iterations=iterations, search_limit=search_limit, seed=seed,
+                    n_fft=n_fft, hop=hop, batch_size=batch_size, target=_target(target))
+    model = _load_model(onnx, sample_rate, labels, "auto", batch_size, provider)
+    clip = clip if clip is not None else examples.example_clip()
+    results = {}
+    for name in domains:
+        with _progress(quiet) as progress:
+            from freqrex.pipeline import explain
+
+            explained = explain(model, clip, sample_rate=sample_rate,
+                                config=config.replace(domain=name), progress=progress)
+        results[name] = run_attack(model, result=explained, ks=_ks(ks), mode=mode,
+                                   factor=factor)
+    if out_dir is not None:
+        _save_attacks(results, out_dir)
+    if as_json:
+        print(json.dumps({name: r.to_dict() for name, r in results.items()}, indent=2))
+    _print_attacks(results, err if as_json else out)
+
+
+def _ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise FreqrexError(f"--ks takes whole numbers separated by commas, got {text!r}") from None
+    if not ks or min(ks) < 1:
+        raise FreqrexError(f"--ks takes positive whole numbers, got {text!r}")
+    return ks
+
+
+def _save_attacks(results: dict, out_dir: Path) -> None:
+    """One folder, written whole: attack.json per domain plus the flipping clips."""
+    import shutil
+    import tempfile
+
+    from freqrex.explanation import _replace_dir
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FreqrexError(f"--out {out_dir} exists and is not a folder; choose another path")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for name, result in results.items():
+            result.save(tmp / name)
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _print_attacks(results: dict, console: Console) -> None:
+    for name, r in results.items():
+        table = Table(title=f"{name} attack ({r.mode}) on {r.target_label}")
+        for column in ("k", "touched", "flipped", "model says", "target conf.", "SNR dB"):
+            table.add_column(column)
+        for s in r.steps:
+            table.add_row(str(s.k), str(s.touched), "[red]yes[/]" if s.flipped else "no",
+                          f"{s.prediction.label} {s.prediction.confidence:.3f}",
+                          f"{s.prediction.target_confidence:.3f}", f"{s.snr_db:.1f}")
+        console.print(table)
+
+
+@app.command()
+@_user_errors
 def info(
     onnx: Annotated[Path | None, typer.Option(
         help="ONNX classifier (default: the bundled reference model).")] = None,

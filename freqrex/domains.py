@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from freqrex import _kernels as kernels
+from freqrex._kernels import stft as stft_kernels
 from freqrex.boxes import Box, Interval, Rect, flat_features
 from freqrex.errors import FreqrexError
 
@@ -194,7 +195,7 @@ class STFTDomain(Domain):
             raise FreqrexError(f"the clip ({self.n} samples) is shorter than one STFT window "
                                f"(n_fft={n_fft}); use a smaller --n-fft or the fft domain")
         self.n_fft, self.hop = int(n_fft), int(hop)
-        self.coefficients = kernels.stft(self.x, self.n_fft, self.hop)
+        self.coefficients = stft_kernels.stft(self.x, self.n_fft, self.hop)
         self._coefficients64 = self.coefficients.astype(np.complex64)
         self.shape = self.coefficients.shape
         self._row_hz = self.sample_rate / self.n_fft
@@ -217,16 +218,16 @@ class STFTDomain(Domain):
         if all(len(p) == 1 for p in parts):  # single rectangles: the fast path
             bounds = np.array([[p[0].f0, p[0].f1, p[0].t0, p[0].t1] for p in parts],
                               dtype=np.int64)
-            return kernels.istft_boxes(self._coefficients64, bounds, self.n_fft, self.hop,
+            return stft_kernels.istft_boxes(self._coefficients64, bounds, self.n_fft, self.hop,
                                        self.n)
         return super().part_signals(parts)
 
     def _signals(self, feature_sets: list[np.ndarray]) -> np.ndarray:
-        return kernels.istft_sets(self._coefficients64, feature_sets, self.n_fft, self.hop,
+        return stft_kernels.istft_sets(self._coefficients64, feature_sets, self.n_fft, self.hop,
                                   self.n)
 
     def _prefix(self, ranking: np.ndarray, ks: np.ndarray) -> np.ndarray:
-        return kernels.istft_prefix(self._coefficients64, ranking, ks, self.n_fft, self.hop,
+        return stft_kernels.istft_prefix(self._coefficients64, ranking, ks, self.n_fft, self.hop,
                                     self.n)
 
     def _rows(self, features: np.ndarray) -> np.ndarray:

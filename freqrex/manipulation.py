@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from freqrex.config import Config
+from freqrex.domains import make_domain
 from freqrex.errors import FreqrexError
 from freqrex.explanation import Prediction, Result, _replace_dir
 from freqrex.model import Model, as_model
@@ -102,10 +103,10 @@ def snr_db(x: np.ndarray, changed: np.ndarray) -> float:
 
 
 def attack(model: Any, audio: Any = None, *, result: Result | None = None,
-           ks: tuple[int, ...] = DEFAULT_KS, mode: str = "remove", factor: float = 0.0,
-           sample_rate: int | None = None, config: Config | None = None,
+           domain: str | None = None, ks: tuple[int, ...] = DEFAULT_KS, mode: str = "remove",
+           factor: float = 0.0, sample_rate: int | None = None, config: Config | None = None,
            **params: Any) -> AttackResult:
-    """Change the k most responsible frequencies of a clip and see whether the class flips.
+    """Change the k most responsible coefficients of a clip and see whether the class flips.
 
     Parameters
     ----------
@@ -114,9 +115,13 @@ def attack(model: Any, audio: Any = None, *, result: Result | None = None,
     audio : str, path or np.ndarray, optional
         The clip; not needed when ``result`` is given.
     result : Result, optional
-        An explanation of this clip by this model; computed with ``config`` when omitted.
+        An explanation of this clip by this model, in the attacked domain; computed with
+        ``config`` (and ``params``) when omitted.
+    domain : str, optional
+        ``"fft"`` (rfft bins) or ``"stft"`` (time-frequency cells); defaults to the
+        domain of ``result`` or of ``config``.
     ks : tuple of int
-        Numbers of coefficients to change.
+        Numbers of coefficients to change, most responsible first.
     mode : str
         ``"remove"`` sets them to zero; ``"attenuate"`` multiplies them by ``factor``.
     factor : float
@@ -128,42 +133,55 @@ def attack(model: Any, audio: Any = None, *, result: Result | None = None,
     """
     from freqrex.pipeline import explain
 
+    gain = _gain(mode, factor)
+    if not ks or any(int(k) < 1 for k in ks):
+        raise FreqrexError(f"--ks must be positive integers, got {ks}")
+    model = model if isinstance(model, Model) else as_model(model)
+    config = config or (result.config if result is not None else Config())
+    if domain is not None:
+        config = config.replace(domain=domain)
+    if params:
+        config = config.replace(**params)
+    if result is None or result.config.domain != config.domain:
+        if audio is None:
+            audio = result.audio if result is not None else None
+            sample_rate = result.sample_rate if result is not None else sample_rate
+        if audio is None:
+            raise FreqrexError("attack needs the audio or an explanation result")
+        result = explain(model, audio, sample_rate=sample_rate, config=config)
+    return _attack(model, result, sorted({int(k) for k in ks}), mode, gain)
+
+
+def _gain(mode: str, factor: float) -> float:
     if mode not in MODES:
         raise FreqrexError(f"attack mode must be remove or attenuate; got {mode!r}")
     gain = 0.0 if mode == "remove" else float(factor)
     if not 0.0 <= gain < 1.0:
         raise FreqrexError(f"--factor must be in [0, 1) to attenuate; got {factor}")
-    if not ks or any(int(k) < 1 for k in ks):
-        raise FreqrexError(f"--ks must be positive integers, got {ks}")
-    model = model if isinstance(model, Model) else as_model(model)
-    if result is None:
-        if audio is None:
-            raise FreqrexError("attack needs the audio or an explanation result")
-        result = explain(model, audio, sample_rate=sample_rate, config=config, **params)
-    return _fft_attack(model, result, sorted({int(k) for k in ks}), mode, gain)
+    return gain
 
 
-def _fft_attack(model: Model, result: Result, ks: list[int], mode: str,
-                gain: float) -> AttackResult:
-    x = result.audio
-    spectrum = np.fft.rfft(x.astype(np.float64))
-    necessary = result.necessary.size if result.necessary.found else 0
-    changed = []
-    for k in ks:
-        bins = result.ranking[:k]
-        delta = np.zeros_like(spectrum)
-        delta[bins] = spectrum[bins] * (1.0 - gain)
-        changed.append((x - np.fft.irfft(delta, x.shape[0])).astype(np.float32))
-    batch = np.stack(changed)
+def _attack(model: Model, result: Result, ks: list[int], mode: str,
+            gain: float) -> AttackResult:
+    c = result.config
+    domain = make_domain(result.audio, result.sample_rate, c.domain, c.n_fft, c.hop,
+                         c.freq_range)
+    x = domain.x
+    ranking = result.ranking
+    # Linearity again: the clip minus (1 - gain) times the signal of the top-k coefficients.
+    top = domain.keep_top(ranking, np.minimum(ks, len(ranking))) - domain.fixed
+    batch = (x[None, :] - (1.0 - gain) * top).astype(np.float32)
     probs = np.asarray(model(batch), dtype=np.float64)
+    necessary = result.necessary.size if result.necessary.found else 0
     steps = []
     for k, wave, p in zip(ks, batch, probs):
-        top = int(np.argmax(p))
-        touched = min(k, len(result.ranking))
+        top_class = int(np.argmax(p))
+        touched = min(k, len(ranking))
         steps.append(AttackStep(
             k=k, touched=touched, within_necessary=touched <= necessary,
-            flipped=top != result.target,
-            prediction=Prediction(top, model.label(top), float(p[top]), float(p[result.target])),
+            flipped=top_class != result.target,
+            prediction=Prediction(top_class, model.label(top_class), float(p[top_class]),
+                                  float(p[result.target])),
             snr_db=snr_db(x, wave), audio=wave))
-    return AttackResult("fft", mode, gain, result.target, result.target_label,
+    return AttackResult(c.domain, mode, gain, result.target, result.target_label,
                         result.sample_rate, steps)

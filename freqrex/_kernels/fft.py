@@ -293,32 +293,62 @@ def _get_pool() -> ThreadPoolExecutor:
 RowJob = Callable[[_RowPlan, int], None]
 
 
-def _run_rows(n: int, rows: int, job: RowJob, out: np.ndarray) -> np.ndarray:
-    """Run job(plan, p) for every row p, rows striped over the worker threads."""
-    if rows == 0:
-        return out
-    pset = _get_plans(n)
-    workers = min(len(pset.plans), rows)
-    if rows * n < _POOL_MIN_SAMPLES:
-        workers = 1
+class _Dispenser:
+    """Hands out row indices to whichever worker asks first (dynamic scheduling).
 
-    def stripe(w: int) -> None:
+    Static striping would make every call wait for the slowest worker; with rows
+    pulled on demand, a worker that never gets a core (another process, onnxruntime
+    spinning) simply leaves its share to the others.
+    """
+
+    def __init__(self, order: Sequence[int]) -> None:
+        self._it = iter(order)
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> _Dispenser:
+        return self
+
+    def __next__(self) -> int:
+        with self._lock:
+            return next(self._it)
+
+    def close(self) -> None:
+        with self._lock:
+            self._it = iter(())
+
+
+def _run_rows(n: int, order: Sequence[int], job: RowJob) -> None:
+    """Run job(plan, p) for every row p in ``order`` (most expensive first, ideally)."""
+    if len(order) == 0:
+        return
+    pset = _get_plans(n)
+    workers = min(len(pset.plans), len(order))
+    if len(order) * n < _POOL_MIN_SAMPLES:
+        workers = 1
+    rows = _Dispenser(order)
+
+    def drain(w: int) -> None:
         plan = pset.plans[w]
-        for p in range(w, rows, workers):
-            job(plan, p)
+        try:
+            for p in rows:
+                job(plan, p)
+        except BaseException:
+            rows.close()  # let the other workers stop early too
+            raise
 
     with pset.lock:
         if workers == 1:
-            stripe(0)
-        else:
-            pool = _get_pool()
-            futures = [pool.submit(stripe, w) for w in range(1, workers)]
-            try:
-                stripe(0)
-            finally:
-                for fut in futures:
+            drain(0)
+            return
+        pool = _get_pool()
+        helpers = [pool.submit(drain, w) for w in range(1, workers)]
+        try:
+            drain(0)
+        finally:
+            for fut in helpers:
+                # a helper that has not started yet has nothing left to do
+                if not fut.cancel():
                     fut.result()
-    return out
 
 
 def _check_n(K: int, n: int) -> None:  # noqa: N803
@@ -394,13 +424,23 @@ def irfft_batch(spectra: np.ndarray, n: int, out: np.ndarray | None = None) -> n
         _fill_scaled(plan.spec, spectra[p], scale)
         plan.run(out[p])
 
-    return _run_rows(n, spectra.shape[0], job, out)
+    _run_rows(n, range(spectra.shape[0]), job)
+    return out
 
 
 def _synth_is_cheaper(width: int, n: int) -> bool:
     if width > _SYNTH_MAX_WIDTH:
         return False
     return _SYN_NS0 + _SYN_NS1 * width < _FFT_NS * math.log2(max(n, 2))
+
+
+def _row_cost(width: int, n: int) -> float:
+    """Relative cost of one interval row, for longest-first scheduling."""
+    if width == 0:
+        return 0.0
+    if _synth_is_cheaper(width, n):
+        return _SYN_NS0 + _SYN_NS1 * width
+    return _FFT_NS * math.log2(max(n, 2))
 
 
 def interval_parts(X: np.ndarray, bounds: np.ndarray, n: int) -> np.ndarray:  # noqa: N803
@@ -440,7 +480,10 @@ def interval_parts(X: np.ndarray, bounds: np.ndarray, n: int) -> np.ndarray:  # 
             _fill_interval(plan.spec, X, a, b, scale)
             plan.run(out[p])
 
-    return _run_rows(n, bounds.shape[0], job, out)
+    # longest rows first: cheap direct-synthesis rows then fill the workers' gaps
+    cost = [_row_cost(int(b - a), n) for a, b in bounds]
+    _run_rows(n, sorted(range(len(cost)), key=cost.__getitem__, reverse=True), job)
+    return out
 
 
 def bin_set_parts(X: np.ndarray, sets: Sequence[np.ndarray], n: int) -> np.ndarray:  # noqa: N803
@@ -474,7 +517,8 @@ def bin_set_parts(X: np.ndarray, sets: Sequence[np.ndarray], n: int) -> np.ndarr
         _fill_bins(plan.spec, X, idx[p], scale)
         plan.run(out[p])
 
-    return _run_rows(n, len(idx), job, out)
+    _run_rows(n, range(len(idx)), job)
+    return out
 
 
 def prefix_parts(
@@ -519,4 +563,5 @@ def prefix_parts(
         _fill_ranked(plan.spec, X, rank, ks[i], scale)
         plan.run(out[i])
 
-    return _run_rows(n, ks.size, job, out)
+    _run_rows(n, range(ks.size), job)
+    return out
