@@ -303,10 +303,11 @@ def _print_summary(result, console: Console, out_dir: Path | None) -> None:
     c = console
     c.print(f"[bold]target[/]: {result.target_label} (class {result.target}), "
             f"confidence {result.confidence:.3f}; clip {result.audio.shape[0]} samples at "
-            f"{result.sample_rate} Hz, {result.n_bins} bins")
+            f"{result.sample_rate} Hz, {result.n_features} {result.config.domain} "
+            f"{result.unit}")
     table = Table()
-    for column in ("explanation", "bins", "% bins", "% energy", "Hz ranges", "model says",
-                   "verified"):
+    for column in ("explanation", result.unit, f"% {result.unit}", "% energy", "Hz ranges",
+                   "model says", "verified"):
         table.add_column(column)
     for kind, e in result.explanations.items():
         if not e.found:

@@ -142,8 +142,13 @@ class Result:
         return self.prediction.target_confidence
 
     @property
-    def n_bins(self) -> int:
-        return int(self.responsibility.shape[0])
+    def n_features(self) -> int:
+        """Number of features: rfft bins (fft) or STFT cells (stft)."""
+        return int(self.responsibility.size)
+
+    @property
+    def unit(self) -> str:
+        return "cells" if self.config.domain == "stft" else "bins"
 
     def to_dict(self) -> dict:
         """The JSON document written as ``explanation.json`` (schema in README)."""
@@ -152,8 +157,8 @@ class Result:
             "schema_version": SCHEMA_VERSION,
             "source": self.source,
             "clip": {"sample_rate": self.sample_rate, "n_samples": n,
-                     "seconds": n / self.sample_rate, "n_bins": self.n_bins,
-                     "bin_hz": self.sample_rate / n},
+                     "seconds": n / self.sample_rate},
+            "features": self._features(),
             "model": self.model_info,
             "target": {"index": self.target, "label": self.target_label,
                        "confidence": self.confidence,
@@ -163,6 +168,17 @@ class Result:
             "stats": self.stats.to_dict(),
             "config": self.config.to_dict(),
         }
+
+    def _features(self) -> dict:
+        c, n = self.config, int(self.audio.shape[0])
+        out = {"domain": c.domain, "count": self.n_features,
+               "shape": list(self.responsibility.shape)}
+        if c.domain == "stft":
+            out.update(n_fft=c.n_fft, hop=c.hop, bin_hz=self.sample_rate / c.n_fft,
+                       frame_seconds=c.hop / self.sample_rate)
+        else:
+            out.update(bin_hz=self.sample_rate / n)
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)

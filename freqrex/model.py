@@ -335,6 +335,9 @@ class OnnxModel(Model):
         Most waveforms per ``session.run``; a fixed batch dimension in the model wins.
     providers : "auto" or list of str
         ``"auto"`` uses CUDA when it really initialises, else the CPU.
+    threads : int, optional
+        CPU threads ONNX Runtime may use within one call (``intra_op_num_threads``); its own
+        default (one per core) when omitted. Use 1 when several processes share the cores.
 
     Raises
     ------
@@ -351,13 +354,16 @@ class OnnxModel(Model):
         activation: str = "auto",
         batch_size: int = 32,
         providers: str | Sequence[str] = "auto",
+        threads: int | None = None,
     ) -> None:
         self.source = _describe_source(path_or_session)
         # the file the model came from; None for bytes, protos and sessions
         self.path = (
             Path(path_or_session) if isinstance(path_or_session, (str, os.PathLike)) else None
         )
-        self.session = _open_session(path_or_session, providers)
+        self.session = _open_session(
+            path_or_session, providers, _optional_positive_int(threads, "threads")
+        )
         meta = self.session.get_modelmeta().custom_metadata_map or {}
         super().__init__(
             sample_rate=sample_rate if sample_rate is not None else _meta_rate(meta, self.source),
@@ -641,7 +647,7 @@ def _check_labels(labels: Any, source: str = "labels") -> list[str] | None:
 # -- ONNX helpers ------------------------------------------------------------------------------
 
 
-_ONNX_OPTIONS = ("sample_rate", "labels", "activation", "batch_size", "providers")
+_ONNX_OPTIONS = ("sample_rate", "labels", "activation", "batch_size", "providers", "threads")
 _CALLABLE_OPTIONS = ("sample_rate", "labels", "activation", "batch_size", "input_length")
 
 
@@ -673,7 +679,7 @@ def _describe_source(obj: Any) -> str:
     return "the ONNX model"
 
 
-def _open_session(obj: Any, providers: str | Sequence[str]) -> Any:
+def _open_session(obj: Any, providers: str | Sequence[str], threads: int | None = None) -> Any:
     import onnxruntime as ort
 
     if _is_session(obj):
@@ -695,6 +701,9 @@ def _open_session(obj: Any, providers: str | Sequence[str]) -> Any:
     ort.set_default_logger_severity(3)
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
     if isinstance(providers, str) and providers == "auto":
         return _auto_session(ort, obj, options)
     names = [providers] if isinstance(providers, str) else list(providers)

@@ -79,7 +79,7 @@ def test_sufficient_set_lies_in_the_deciding_band_and_passes(result, oracle_path
 
 
 def test_responsibility_concentrates_in_the_deciding_band(result):
-    hz = np.arange(result.n_bins) * SR / N
+    hz = np.arange(result.n_features) * SR / N
     target = (hz >= BANDS[0][0]) & (hz < BANDS[0][1])
     r = result.responsibility
     assert r[target].sum() > 0.9 * r.sum()
@@ -107,7 +107,7 @@ def test_complete_set_recovers_the_confidence(result):
 
 def test_explanation_shares_and_stats_add_up(result):
     e = result.sufficient
-    assert e.share_bins == pytest.approx(e.size / result.n_bins)
+    assert e.share_bins == pytest.approx(e.size / result.n_features)
     spectrum = np.fft.rfft(result.audio.astype(np.float64))
     energy = np.sum(keep(result.audio, e.bins).astype(np.float64) ** 2)
     assert e.share_energy == pytest.approx(energy / np.sum(result.audio.astype(np.float64) ** 2),
@@ -157,7 +157,7 @@ def test_freq_range_limits_the_search(oracle_path):
     for e in result.explanations.values():
         if e.found:
             assert in_band(e.bins, (300, 500.1)).all()
-    hz = np.arange(result.n_bins) * SR / N
+    hz = np.arange(result.n_features) * SR / N
     assert not result.responsibility[(hz < 299) | (hz > 501)].any()
 
 

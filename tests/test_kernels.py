@@ -299,7 +299,7 @@ def cache_dir(tmp_path, monkeypatch):
 
 
 def test_wisdom_round_trip(cache_dir):
-    kfft._RowPlan(1024, ("FFTW_ESTIMATE",))  # make sure there is some wisdom to save
+    kfft._RowPlan(1024, ("FFTW_ESTIMATE",), None)  # make sure there is some wisdom to save
     exported = pyfftw.export_wisdom()
     assert kern.save_wisdom()
     path = kern.wisdom_path()
@@ -321,10 +321,10 @@ def test_measured_wisdom_is_reused(cache_dir, monkeypatch):
     assert kern.wisdom_path().exists()
     pyfftw.forget_wisdom()
     assert kern.load_wisdom()
-    plan = kfft._make_row_plan(n, None)
+    plan = kfft._make_row_plan(n, None, kfft._half_twiddles(n))
     assert "FFTW_MEASURE" in plan.fftw.flags
     pyfftw.forget_wisdom()
-    plan = kfft._make_row_plan(n, None)  # no wisdom: cheap ESTIMATE fallback
+    plan = kfft._make_row_plan(n, None, kfft._half_twiddles(n))  # no wisdom: cheap ESTIMATE fallback
     assert "FFTW_ESTIMATE" in plan.fftw.flags
 
 

@@ -37,7 +37,16 @@ from pathlib import Path
 import numpy as np
 import pyfftw
 
-from .synth import _fill_bins, _fill_interval, _fill_ranked, _fill_scaled, _ranks, _synth_band
+from .synth import (
+    _fill_bins,
+    _fill_interval,
+    _fill_ranked,
+    _fill_scaled,
+    _half_full,
+    _half_interval,
+    _ranks,
+    _synth_band,
+)
 
 __all__ = [
     "bin_set_parts",
@@ -179,31 +188,94 @@ def save_wisdom() -> bool:
 
 
 class _RowPlan:
-    """One c2r plan of length n with its own aligned buffers (one per worker thread)."""
+    """One inverse real transform of length n with its own aligned buffers.
 
-    __slots__ = ("fftw", "spec", "wave")
+    One per worker thread.  The ``load_*`` methods build a masked spectrum straight into
+    the transform's input (FFTW destroys it on every run anyway), :meth:`run` transforms
+    it into one output row.
 
-    def __init__(self, n: int, flags: tuple[str, ...]) -> None:
-        self.spec = pyfftw.empty_aligned(n // 2 + 1, dtype=np.complex64)
+    Even n use the half-length complex trick: the masked spectrum is folded into
+    N = n/2 complex values (``_half_*`` kernels) whose backward c2c FFT of length N *is*
+    ``x[2m] + 1j * x[2m+1]``, i.e. the float32 output row viewed as complex64.
+    FFTW_ESTIMATE plans that c2c transform far better than the c2r one (a 480 000-sample
+    row: 0.68 vs 1.0 ms, fold included; 0.58 vs 0.62 ms under FFTW_MEASURE).
+    Odd n use a plain c2r plan.
+    """
+
+    __slots__ = ("fftw", "half", "scratch", "spec", "twiddles", "wave")
+
+    def __init__(self, n: int, flags: tuple[str, ...], twiddles: tuple | None) -> None:
+        self.half = twiddles is not None
+        self.twiddles = twiddles
         self.wave = pyfftw.empty_aligned(n, dtype=np.float32)
+        if self.half:
+            self.spec = pyfftw.empty_aligned(n // 2, dtype=np.complex64)
+            self.scratch = np.empty(n // 2 + 1, dtype=np.complex64)
+            target = self.wave.view(np.complex64)
+        else:
+            self.spec = pyfftw.empty_aligned(n // 2 + 1, dtype=np.complex64)
+            self.scratch = None
+            target = self.wave
         # threads=1: parallelism is across rows (see module docstring)
         self.fftw = pyfftw.FFTW(
             self.spec,
-            self.wave,
+            target,
             direction="FFTW_BACKWARD",
             flags=(*flags, "FFTW_DESTROY_INPUT"),
             threads=1,
         )
 
-    def run(self, out_row: np.ndarray) -> None:
-        """Transform self.spec (already filled, scaled by 1/n) into out_row."""
-        if out_row.ctypes.data % self.fftw.output_alignment == 0:
-            self.fftw.update_arrays(self.spec, out_row)
-            self.fftw.execute()
+    def _scale(self) -> np.float32:
+        return np.float32(1.0 / self.wave.shape[0])
+
+    def load_interval(self, X: np.ndarray, lo: int, hi: int) -> None:  # noqa: N803
+        if self.half:
+            _half_interval(self.spec, X, lo, hi, *self.twiddles)
         else:
-            self.fftw.update_arrays(self.spec, self.wave)
+            _fill_interval(self.spec, X, lo, hi, self._scale())
+
+    def load_bins(self, X: np.ndarray, idx: np.ndarray) -> None:  # noqa: N803
+        if self.half:
+            _fill_bins(self.scratch, X, idx, np.float32(1.0))
+            _half_full(self.spec, self.scratch, *self.twiddles)
+        else:
+            _fill_bins(self.spec, X, idx, self._scale())
+
+    def load_ranked(self, X: np.ndarray, rank: np.ndarray, k: int) -> None:  # noqa: N803
+        if self.half:
+            _fill_ranked(self.scratch, X, rank, k, np.float32(1.0))
+            _half_full(self.spec, self.scratch, *self.twiddles)
+        else:
+            _fill_ranked(self.spec, X, rank, k, self._scale())
+
+    def load_row(self, row: np.ndarray) -> None:
+        if self.half:
+            _half_full(self.spec, row, *self.twiddles)
+        else:
+            _fill_scaled(self.spec, row, self._scale())
+
+    def run(self, out_row: np.ndarray) -> None:
+        """Transform the loaded spectrum into out_row (float32 [n], contiguous)."""
+        target = out_row.view(np.complex64) if self.half else out_row
+        if target.ctypes.data % self.fftw.output_alignment == 0:
+            self.fftw.update_arrays(self.spec, target)
+            self.fftw.execute()
+        else:  # caller's row lacks the plan's SIMD alignment: go through our buffer
+            self.fftw.update_arrays(self.spec, self.wave.view(target.dtype))
             self.fftw.execute()
             out_row[:] = self.wave
+
+
+def _half_twiddles(n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Fold weights for even n: Z[k] = A[k] X[k] + B[k] conj(X[N-k]), 1/n scale included."""
+    if n % 2:
+        return None
+    half = n // 2
+    rot = 1j * np.exp(2j * np.pi * np.arange(half) / n)
+    return (
+        ((0.5 / half) * (1 + rot)).astype(np.complex64),
+        ((0.5 / half) * (1 - rot)).astype(np.complex64),
+    )
 
 
 class _PlanSet:
@@ -211,7 +283,8 @@ class _PlanSet:
 
     def __init__(self, n: int, workers: int, effort: str | None = None) -> None:
         self.lock = threading.Lock()
-        self.plans = [_make_row_plan(n, effort) for _ in range(workers)]
+        twiddles = _half_twiddles(n)
+        self.plans = [_make_row_plan(n, effort, twiddles) for _ in range(workers)]
 
 
 _cache_lock = threading.Lock()
@@ -220,13 +293,13 @@ _wisdom_state = {"loaded": False, "dirty": False}
 _pool: ThreadPoolExecutor | None = None
 
 
-def _make_row_plan(n: int, effort: str | None) -> _RowPlan:
+def _make_row_plan(n: int, effort: str | None, twiddles: tuple | None) -> _RowPlan:
     if effort is not None:
-        return _RowPlan(n, (effort,))
+        return _RowPlan(n, (effort,), twiddles)
     try:  # MEASURE quality for free when wisdom already knows this size
-        return _RowPlan(n, ("FFTW_MEASURE", "FFTW_WISDOM_ONLY"))
+        return _RowPlan(n, ("FFTW_MEASURE", "FFTW_WISDOM_ONLY"), twiddles)
     except RuntimeError:
-        return _RowPlan(n, ("FFTW_ESTIMATE",))
+        return _RowPlan(n, ("FFTW_ESTIMATE",), twiddles)
 
 
 def _get_plans(n: int) -> _PlanSet:
@@ -418,10 +491,9 @@ def irfft_batch(spectra: np.ndarray, n: int, out: np.ndarray | None = None) -> n
         spectra = spectra.astype(np.complex64)
     _check_n(spectra.shape[1], n)
     out = _out_array(spectra.shape[0], n, out)
-    scale = np.float32(1.0 / n)
 
     def job(plan: _RowPlan, p: int) -> None:
-        _fill_scaled(plan.spec, spectra[p], scale)
+        plan.load_row(spectra[p])
         plan.run(out[p])
 
     _run_rows(n, range(spectra.shape[0]), job)
@@ -468,7 +540,6 @@ def interval_parts(X: np.ndarray, bounds: np.ndarray, n: int) -> np.ndarray:  # 
     if bounds.size and ((lo < 0).any() or (hi > K).any() or (lo > hi).any()):
         raise ValueError(f"bounds must satisfy 0 <= lo <= hi <= {K}")
     out = _out_array(bounds.shape[0], n, None)
-    scale = np.float32(1.0 / n)
 
     def job(plan: _RowPlan, p: int) -> None:
         a, b = int(lo[p]), int(hi[p])
@@ -477,7 +548,7 @@ def interval_parts(X: np.ndarray, bounds: np.ndarray, n: int) -> np.ndarray:  # 
         elif _synth_is_cheaper(b - a, n):
             _synth_band(X, a, b, n, out[p])
         else:
-            _fill_interval(plan.spec, X, a, b, scale)
+            plan.load_interval(X, a, b)
             plan.run(out[p])
 
     # longest rows first: cheap direct-synthesis rows then fill the workers' gaps
@@ -511,10 +582,9 @@ def bin_set_parts(X: np.ndarray, sets: Sequence[np.ndarray], n: int) -> np.ndarr
         if s.size and (s.min() < 0 or s.max() >= K):
             raise ValueError(f"bin indices must lie in [0, {K})")
     out = _out_array(len(idx), n, None)
-    scale = np.float32(1.0 / n)
 
     def job(plan: _RowPlan, p: int) -> None:
-        _fill_bins(plan.spec, X, idx[p], scale)
+        plan.load_bins(X, idx[p])
         plan.run(out[p])
 
     _run_rows(n, range(len(idx)), job)
@@ -557,10 +627,9 @@ def prefix_parts(
         raise ValueError(f"ks must lie in [0, {ranking.size}]")
     rank = _ranks(ranking, K)
     out = _out_array(ks.size, n, None)
-    scale = np.float32(1.0 / n)
 
     def job(plan: _RowPlan, i: int) -> None:
-        _fill_ranked(plan.spec, X, rank, ks[i], scale)
+        plan.load_ranked(X, rank, ks[i])
         plan.run(out[i])
 
     _run_rows(n, range(ks.size), job)

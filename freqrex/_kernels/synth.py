@@ -276,6 +276,44 @@ def _fill_scaled(buf, row, scale):  # pragma: no cover - compiled
         buf[k] = row[k] * scale
 
 
+@njit(nogil=True, cache=True)
+def _half_interval(Z, X, lo, hi, A, B):  # noqa: N803  # pragma: no cover - compiled
+    """Fold X restricted to [lo, hi) into the N = n/2 point c2c input Z (even n).
+
+    Z[k] = A[k] X[k] + B[k] conj(X[N-k]); only the interval and its mirror are
+    non-zero, so the cost is one zeroing pass plus 2 * width multiply-adds.
+    """
+    N = Z.shape[0]  # noqa: N806
+    Z[:] = 0
+    a0 = max(lo, 1)
+    a1 = min(hi, N)
+    if a1 > a0:
+        zs = Z[a0:a1]
+        ws = A[a0:a1]
+        xs = X[a0:a1]
+        for i in range(zs.shape[0]):
+            zs[i] = ws[i] * xs[i]
+        # mirror terms: bin j in [a0, a1) lands on k = N - j, i.e. k in [N-a1+1, N-a0]
+        zb = Z[N - a1 + 1 : N - a0 + 1]
+        wb = B[N - a1 + 1 : N - a0 + 1]
+        last = zb.shape[0] - 1
+        for i in range(zb.shape[0]):
+            zb[i] += wb[i] * np.conj(xs[last - i])
+    # DC and Nyquist: real parts only, like numpy's irfft
+    x0 = X[0].real if lo == 0 and hi > 0 else 0.0
+    xn = X[N].real if lo <= N < hi else 0.0
+    Z[0] = A[0] * x0 + B[0] * xn
+
+
+@njit(nogil=True, cache=True)
+def _half_full(Z, R, A, B):  # noqa: N803  # pragma: no cover - compiled
+    """Fold a whole (already masked) spectrum R [N+1] into Z [N]; see _half_interval."""
+    N = Z.shape[0]  # noqa: N806
+    for k in range(1, N):
+        Z[k] = A[k] * R[k] + B[k] * np.conj(R[N - k])
+    Z[0] = A[0] * R[0].real + B[0] * R[N].real
+
+
 @njit(cache=True)
 def _ranks(ranking, K):  # noqa: N803  # pragma: no cover - compiled
     """rank[k] = first position of bin k in ranking (len(ranking) if absent)."""
