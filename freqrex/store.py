@@ -1,0 +1,309 @@
+"""The SQLite results store of ``freqrex evaluate``: one row per clip, one per attack step.
+
+Three tables:
+
+* ``runs``: a single row written when the database is created: the model, the data folder
+  and the settings (JSON). A later run on the same database must use the same settings,
+  otherwise the clips would not be comparable.
+* ``clips``: one row per clip (its path relative to the data folder is the key), ``ok`` or
+  ``error``; per domain (``fft_*``, ``stft_*`` columns) the sizes, shares and flags of the
+  sufficient / necessary / complete sets, model calls and seconds.
+* ``attacks``: one row per clip, domain and ``k``.
+
+Every clip is written in one transaction (WAL journal, ``synchronous=FULL``), so a process
+killed at any moment leaves each clip either complete or absent: resuming is rerunning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from freqrex.config import DOMAINS
+from freqrex.errors import FreqrexError
+
+SCHEMA_VERSION = 1
+KINDS = ("sufficient", "necessary", "complete")
+# Per explanation: was a set found, did the final model call confirm it, its size in
+# features, its share of the domain's features and of the clip's energy.
+_KIND_FIELDS = (("found", "INTEGER"), ("verified", "INTEGER"), ("size", "INTEGER"),
+                ("share", "REAL"), ("energy", "REAL"))
+_DOMAIN_FIELDS = (("n_features", "INTEGER"), ("model_calls", "INTEGER"),
+                  ("seconds", "REAL"), ("seconds_model", "REAL"))
+# Settings that do not change any result; a resumed run may change them freely.
+NOT_COMPARED = frozenset({"batch_size"})
+
+__all__ = ["KINDS", "SCHEMA_VERSION", "Store", "domain_columns"]
+
+
+def domain_columns(domain: str) -> list[tuple[str, str]]:
+    """The ``clips`` columns (name, SQL type) holding one domain's results."""
+    cols = [(f"{domain}_{name}", sql) for name, sql in _DOMAIN_FIELDS]
+    for kind in KINDS:
+        cols += [(f"{domain}_{kind}_{name}", sql) for name, sql in _KIND_FIELDS]
+    return cols
+
+
+_CLIP_COLUMNS: list[tuple[str, str]] = [
+    ("clip", "TEXT PRIMARY KEY"),
+    ("status", "TEXT NOT NULL CHECK (status IN ('ok', 'error'))"),
+    ("error", "TEXT"),
+    ("warnings", "TEXT"),
+    ("target", "INTEGER"),
+    ("label", "TEXT"),
+    ("confidence", "REAL"),
+    ("sample_rate", "INTEGER"),
+    ("n_samples", "INTEGER"),
+    ("n_bins", "INTEGER"),
+    *[c for d in DOMAINS for c in domain_columns(d)],
+    ("model_calls", "INTEGER"),
+    ("seconds", "REAL"),
+    ("seconds_model", "REAL"),
+    ("worker", "TEXT"),
+    ("model_loads", "INTEGER"),
+    ("finished", "REAL"),
+]
+_ATTACK_COLUMNS: list[tuple[str, str]] = [
+    ("clip", "TEXT NOT NULL REFERENCES clips(clip)"),
+    ("domain", "TEXT NOT NULL"),
+    ("k", "INTEGER NOT NULL"),
+    ("touched", "INTEGER NOT NULL"),
+    ("within_necessary", "INTEGER NOT NULL"),
+    ("flipped", "INTEGER NOT NULL"),
+    ("class_index", "INTEGER NOT NULL"),
+    ("label", "TEXT NOT NULL"),
+    ("confidence", "REAL NOT NULL"),
+    ("target_confidence", "REAL NOT NULL"),
+    ("snr_db", "REAL"),
+]
+CLIP_FIELDS = [name for name, _ in _CLIP_COLUMNS]
+ATTACK_FIELDS = [name for name, _ in _ATTACK_COLUMNS]
+
+_SCHEMA = f"""
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    created REAL NOT NULL,
+    freqrex_version TEXT NOT NULL,
+    model TEXT NOT NULL,
+    model_sha256 TEXT,
+    data_dir TEXT NOT NULL,
+    settings TEXT NOT NULL
+);
+CREATE TABLE clips ({", ".join(f"{n} {t}" for n, t in _CLIP_COLUMNS)});
+CREATE TABLE attacks ({", ".join(f"{n} {t}" for n, t in _ATTACK_COLUMNS)},
+    PRIMARY KEY (clip, domain, k));
+"""
+
+
+class Store:
+    """An evaluation database, opened for writing (one writer) or for reading.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The SQLite file; created with its tables when missing.
+    settings : dict, optional
+        The run's settings (JSON-able). Required to create a database; when the database
+        exists they must equal the stored ones (keys in :data:`NOT_COMPARED` aside).
+    model : str, optional
+        The model's path (stored; informative).
+    model_sha256 : str, optional
+        Digest of the model file; a database made with another model is refused.
+    data_dir : str, optional
+        The folder whose clips are evaluated (resolved); must match when resuming.
+
+    Raises
+    ------
+    FreqrexError
+        When the file is not a freqrex results database, or was made with other settings,
+        another model or another data folder.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, settings: dict | None = None,
+                 model: str | None = None, model_sha256: str | None = None,
+                 data_dir: str | None = None) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise FreqrexError(f"--db {self.path} is a directory; give a file name")
+        creating = settings is not None
+        if not creating and not self.path.is_file():
+            raise FreqrexError(f"results database {self.path} does not exist")
+        if creating:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # isolation_level=None: transactions are opened explicitly (BEGIN IMMEDIATE).
+            self.conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed clip survives power loss too, at ~1 fsync per clip.
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self._check_or_create(settings, model, model_sha256, data_dir)
+        except sqlite3.DatabaseError as exc:
+            raise FreqrexError(
+                f"{self.path} is not a freqrex results database ({exc}); use a new --db") from exc
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def _check_or_create(self, settings: dict | None, model: str | None,
+                         model_sha256: str | None, data_dir: str | None) -> None:
+        tables = {r[0] for r in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            if settings is None:
+                raise FreqrexError(f"{self.path} holds no evaluation results")
+            self._create(settings, model, model_sha256, data_dir)
+            return
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if not {"runs", "clips", "attacks"} <= tables or version != SCHEMA_VERSION:
+            raise FreqrexError(
+                f"{self.path} is not a freqrex results database (schema {version}); "
+                "use a new --db")
+        if settings is not None:
+            self._check_same(settings, model_sha256, data_dir)
+
+    def _create(self, settings: dict, model: str | None, model_sha256: str | None,
+                data_dir: str | None) -> None:
+        import time
+
+        from freqrex import __version__
+
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.executescript("SAVEPOINT schema;" + _SCHEMA + "RELEASE schema;")
+            self.conn.execute(
+                "INSERT INTO runs VALUES (1, ?, ?, ?, ?, ?, ?)",
+                (time.time(), __version__, str(model or ""), model_sha256, str(data_dir or ""),
+                 json.dumps(settings, sort_keys=True)))
+            self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def _check_same(self, settings: dict, model_sha256: str | None,
+                    data_dir: str | None) -> None:
+        run = self.run()
+        diffs = _differences(run["settings"], settings)
+        if model_sha256 != run["model_sha256"]:
+            diffs.append(f"model {run['model'] or 'callable'} -> another model")
+        if data_dir is not None and data_dir != run["data_dir"]:
+            diffs.append(f"data folder {run['data_dir']} -> {data_dir}")
+        if diffs:
+            raise FreqrexError(
+                f"{self.path} was made with different settings ({'; '.join(diffs)}); use a "
+                "new --db or the same options")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        """The ``runs`` row, with ``settings`` decoded."""
+        row = self.conn.execute(
+            "SELECT created, freqrex_version, model, model_sha256, data_dir, settings "
+            "FROM runs WHERE id = 1").fetchone()
+        if row is None:
+            raise FreqrexError(f"{self.path} has no run record; use a new --db")
+        keys = ("created", "freqrex_version", "model", "model_sha256", "data_dir", "settings")
+        out = dict(zip(keys, row))
+        out["settings"] = json.loads(out["settings"])
+        return out
+
+    def done_clips(self) -> set[str]:
+        """Clips already recorded (ok or error): a resumed run skips them."""
+        return {r[0] for r in self.conn.execute("SELECT clip FROM clips")}
+
+    def error_clips(self) -> set[str]:
+        """Clips recorded with an error."""
+        return {r[0] for r in self.conn.execute("SELECT clip FROM clips WHERE status = 'error'")}
+
+    def clips(self) -> list[dict[str, Any]]:
+        """Every ``clips`` row as a dict, by clip path."""
+        return self._rows("SELECT * FROM clips ORDER BY clip")
+
+    def attacks(self) -> list[dict[str, Any]]:
+        """Every ``attacks`` row as a dict, by clip, domain and ``k``."""
+        return self._rows("SELECT * FROM attacks ORDER BY clip, domain, k")
+
+    def _rows(self, sql: str) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur]
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self, record: dict[str, Any]) -> bool:
+        """Store one clip's record (see :func:`freqrex.evaluate.evaluate_clip`) atomically.
+
+        Returns
+        -------
+        bool
+            False when the clip was already stored (the record is dropped, nothing changes).
+        """
+        clip_row, attack_rows = _rows_of(record)
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute(
+                f"INSERT INTO clips ({', '.join(clip_row)}) "
+                f"VALUES ({', '.join('?' * len(clip_row))})", list(clip_row.values()))
+            self.conn.executemany(
+                f"INSERT INTO attacks ({', '.join(ATTACK_FIELDS)}) "
+                f"VALUES ({', '.join('?' * len(ATTACK_FIELDS))})",
+                [[a[name] for name in ATTACK_FIELDS] for a in attack_rows])
+            self.conn.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            self.conn.execute("ROLLBACK")
+            if record["clip"] in self.done_clips():
+                return False
+            raise
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return True
+
+    def forget(self, clips: Iterable[str]) -> None:
+        """Delete clips (and their attacks) so that they are evaluated again."""
+        clips = list(clips)
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.executemany("DELETE FROM attacks WHERE clip = ?", [(c,) for c in clips])
+            self.conn.executemany("DELETE FROM clips WHERE clip = ?", [(c,) for c in clips])
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    keys = sorted((set(old) | set(new)) - NOT_COMPARED)
+    return [f"{k} {_show(old.get(k))} -> {_show(new.get(k))}" for k in keys
+            if old.get(k) != new.get(k)]
+
+
+def _show(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _rows_of(record: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Flatten a clip record into its ``clips`` row and ``attacks`` rows."""
+    row = {name: record.get(name) for name in CLIP_FIELDS if name in record}
+    for domain, d in (record.get("domains") or {}).items():
+        for name, _ in _DOMAIN_FIELDS:
+            row[f"{domain}_{name}"] = d[name]
+        for kind in KINDS:
+            for name, _ in _KIND_FIELDS:
+                row[f"{domain}_{kind}_{name}"] = d[kind][name]
+    if row.get("warnings") is not None and not isinstance(row["warnings"], str):
+        row["warnings"] = "\n".join(row["warnings"]) or None
+    return row, list(record.get("attacks") or [])
