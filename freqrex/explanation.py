@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from freqrex.config import Config
-from freqrex.errors import FreqrexError
+from freqrex.folders import writing_folder
 
 SCHEMA_VERSION = 1
 
@@ -193,13 +191,7 @@ class Result:
         """
         from freqrex.audio import write_wav  # audio I/O stays at the edges
 
-        out = Path(out_dir)
-        if out.exists() and not out.is_dir():
-            raise FreqrexError(
-                f"output path {out} exists and is not a folder; choose another --out")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
+        with writing_folder(out_dir) as tmp:
             (tmp / "explanation.json").write_text(self.to_json())
             np.save(tmp / "responsibility.npy", self.responsibility)
             for kind, e in self.explanations.items():
@@ -209,20 +201,4 @@ class Result:
                 from freqrex.plots import plot_result
 
                 plot_result(self, tmp / "explanation.png")
-            _replace_dir(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return out
-
-
-def _replace_dir(new: Path, out: Path) -> None:
-    """Move ``new`` to ``out``, replacing an earlier result folder there."""
-    if not out.exists():
-        os.replace(new, out)
-        return
-    old = out.with_name(f".{out.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(out, old)
-    os.replace(new, out)
-    shutil.rmtree(old, ignore_errors=True)
+        return Path(out_dir)

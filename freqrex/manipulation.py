@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,8 @@ import numpy as np
 from freqrex.config import Config
 from freqrex.domains import make_domain
 from freqrex.errors import FreqrexError
-from freqrex.explanation import Prediction, Result, _replace_dir
+from freqrex.explanation import Prediction, Result
+from freqrex.folders import writing_folder
 from freqrex.model import Model, as_model
 
 DEFAULT_KS = (1, 2, 5, 10, 20, 50, 100)
@@ -77,22 +76,13 @@ class AttackResult:
         """Write ``attack.json`` and each flipping clip as ``<domain>_k<k>.wav`` (float32)."""
         from freqrex.audio import write_wav
 
-        out = Path(out_dir)
-        if out.exists() and not out.is_dir():
-            raise FreqrexError(
-                f"output path {out} exists and is not a folder; choose another --out")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
+        with writing_folder(out_dir) as tmp:
             (tmp / "attack.json").write_text(json.dumps(self.to_dict(), indent=2))
-            for s in self.steps:
-                if s.flipped:
-                    write_wav(tmp / f"{self.domain}_k{s.k}.wav", s.audio, self.sample_rate)
-            _replace_dir(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return out
+            for step in self.steps:
+                if step.flipped:
+                    write_wav(tmp / f"{self.domain}_k{step.k}.wav", step.audio,
+                              self.sample_rate)
+        return Path(out_dir)
 
 
 def snr_db(x: np.ndarray, changed: np.ndarray) -> float:

@@ -56,9 +56,12 @@ def explain(model: Any, audio: str | os.PathLike | np.ndarray, *,
     >>> result.sufficient.size, result.sufficient.hz_ranges[:3]
     """
     started = time.perf_counter()
-    config = (config or Config()).replace(**params) if params else (config or Config())
-    model = as_model(model, activation=config.output_activation,
-                     batch_size=config.batch_size) if not isinstance(model, Model) else model
+    config = config or Config()
+    if params:
+        config = config.replace(**params)
+    if not isinstance(model, Model):
+        model = as_model(model, activation=config.output_activation,
+                         batch_size=config.batch_size)
     x, rate, source = _prepare_audio(audio, model, sample_rate)
     before = (model.stats.calls, model.stats.samples, model.stats.seconds)
 
