@@ -211,23 +211,12 @@ def _ks(text: str) -> tuple[int, ...]:
 
 
 def _save_attacks(results: dict, out_dir: Path) -> None:
-    """One folder, written whole: attack.json per domain plus the flipping clips."""
-    import shutil
-    import tempfile
+    """One folder, written whole: a subfolder per domain with attack.json and the WAVs."""
+    from freqrex.folders import writing_folder
 
-    from freqrex.explanation import _replace_dir
-
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FreqrexError(f"--out {out_dir} exists and is not a folder; choose another path")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with writing_folder(out_dir) as tmp:
         for name, result in results.items():
             result.save(tmp / name)
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _print_attacks(results: dict, console: Console) -> None:
@@ -331,6 +320,138 @@ def _ranges(ranges: list[tuple[float, float]], most: int = 4) -> str:
     text = ", ".join(f"{lo:.0f}" if hi - lo < 1 else f"{lo:.0f}-{hi:.0f}"
                      for lo, hi in ranges[:most])
     return text + (f" (+{len(ranges) - most} more)" if len(ranges) > most else "")
+
+
+@app.command()
+@_user_errors
+def evaluate(
+    data_dir: Annotated[Path, typer.Argument(
+        help="Folder of audio files, searched recursively.", show_default=False)],
+    db: Annotated[Path, typer.Option(
+        help="SQLite results database: created, or resumed when it exists.",
+        show_default=False)],
+    onnx: Annotated[Path | None, typer.Option(
+        help="ONNX classifier (default: the bundled reference model).")] = None,
+    report: Annotated[Path | None, typer.Option(
+        help="Write the Markdown report here, with flip_rate.png and sizes.png.")] = None,
+    csv: Annotated[Path | None, typer.Option(
+        help="Write the table as CSV (default: the report's name with .csv).")] = None,
+    workers: Annotated[int, typer.Option(
+        help="Local Dask worker processes; 0 runs serially in this process.")] = 2,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Existing Dask scheduler, tcp://host:port (replaces --workers).")] = None,
+    ks: Annotated[str, typer.Option(
+        help="Attack sizes: coefficients to change.")] = "1,2,5,10,20,50,100",
+    mode: Annotated[str, typer.Option(help="Attack: remove or attenuate.")] = "remove",
+    factor: Annotated[float, typer.Option(help="Gain kept when attenuating.")] = 0.1,
+    domains: Annotated[str, typer.Option(help="fft, stft or fft,stft.")] = "fft,stft",
+    seed: int = DEFAULTS.seed,
+    iterations: int = DEFAULTS.iterations,
+    search_limit: Annotated[int, typer.Option(
+        help="Mutants the responsibility search may evaluate.")] = DEFAULTS.search_limit,
+    n_fft: Annotated[int, typer.Option(help="STFT window (stft domain).")] = DEFAULTS.n_fft,
+    hop: Annotated[int, typer.Option(help="STFT hop (stft domain).")] = DEFAULTS.hop,
+    batch_size: int = DEFAULTS.batch_size,
+    sample_rate: Annotated[int | None, typer.Option(
+        help="Model sample rate, when its metadata has none.")] = None,
+    labels: Annotated[Path | None, typer.Option(
+        help="Class names: one per line or a JSON list.")] = None,
+    provider: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    threads: Annotated[int | None, typer.Option(
+        help="ONNX Runtime threads per model (default: 1 with workers).")] = None,
+    retry_errors: Annotated[bool, typer.Option(
+        help="Evaluate again the clips recorded with an error.")] = False,
+    timeout: Annotated[float, typer.Option(
+        help="Seconds to wait for the scheduler and a worker.")] = 5.0,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+) -> None:
+    """Explain and attack every clip under DATA_DIR; store the results; print the table.
+
+    Interrupted or killed runs resume: run the same command again.
+    """
+    from freqrex import examples
+    from freqrex.evaluate import evaluate as run_evaluation
+    from freqrex.report import rich_table, write_report
+
+    providers = {"auto": "auto", "cpu": ["CPUExecutionProvider"],
+                 "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}.get(provider)
+    if providers is None:
+        raise FreqrexError(f"--provider must be auto, cpu or cuda; got {provider!r}")
+    if report is not None and report.is_dir():
+        raise FreqrexError(f"--report {report} is a directory; give a file name such as "
+                           f"{report / 'report.md'}")
+    config = Config(iterations=iterations, search_limit=search_limit, seed=seed, n_fft=n_fft,
+                    hop=hop, batch_size=batch_size)
+    display = _EvaluationProgress(quiet)
+    try:
+        with display:
+            result = run_evaluation(
+                onnx if onnx is not None else examples.reference_model(), data_dir, db,
+                config=config, domains=domains, ks=_ks(ks), mode=mode, factor=factor,
+                workers=workers, scheduler=scheduler, threads=threads,
+                sample_rate=sample_rate, labels=labels, provider=providers,
+                retry_errors=retry_errors, timeout=timeout, progress=display.update)
+    except KeyboardInterrupt:
+        err.print(f"[red]interrupted[/]; {display.stored} clips of this run are saved in {db}; "
+                  "run the same command again to resume")
+        raise typer.Exit(130) from None
+    out.print(rich_table(result.summary))
+    out.print(result.summary.totals())
+    where = "serially" if result.workers == 0 else f"on {result.workers} Dask workers"
+    err.print(f"{result.processed} clips evaluated {where} in {result.seconds:.1f} s, "
+              f"{result.errors} with errors; {result.skipped} were already in {db}")
+    for path in write_report(result.summary, report, csv):
+        err.print(f"written: {path}")
+
+
+class _EvaluationProgress:
+    """Clips done / total, rate and ETA: a rich bar on a terminal, else one line per clip."""
+
+    def __init__(self, quiet: bool) -> None:
+        from rich.progress import MofNCompleteColumn, TimeRemainingColumn
+
+        self.quiet, self.live = quiet, not quiet and err.is_terminal
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                            TextColumn("ETA"), TimeRemainingColumn(), console=err,
+                            transient=True, speed_estimate_period=3600)
+        self.task: Any = None
+        self.stored = 0
+        self.started = 0.0
+
+    def __enter__(self) -> _EvaluationProgress:
+        import time
+
+        self.started = time.perf_counter()
+        if self.live:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live:
+            self.bar.stop()
+
+    def update(self, record: dict | None, done: int, total: int) -> None:
+        import time
+
+        if record is None:  # the start: clips already done by earlier runs count as done
+            if self.live:
+                self.task = self.bar.add_task("evaluating", total=total, completed=done,
+                                              rate="")
+            return
+        self.stored += 1
+        elapsed = time.perf_counter() - self.started
+        rate = self.stored / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else float("nan")
+        if record["status"] == "error" and not self.quiet:
+            err.print(f"[yellow]clip failed:[/] {record['clip']}: {record['error']}",
+                      soft_wrap=True)
+        if self.live:
+            self.bar.update(self.task, completed=done, rate=f"{60 * rate:.1f} clips/min")
+        elif not self.quiet:
+            err.print(f"[{done}/{total}] {record['clip']}: {record['status']}, "
+                      f"{record['seconds'] or 0:.1f} s; {60 * rate:.1f} clips/min, "
+                      f"ETA {eta:.0f} s", soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover - console entry point
