@@ -140,3 +140,33 @@ def test_the_installed_command_reports_errors_without_traceback(files, tmp_path)
                            str(tmp_path / "missing.wav")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
+
+
+def test_run_with_no_arguments_explains_the_bundled_example(tmp_path):
+    code, stdout, _ = invoke("run", "--out", tmp_path / "res", "--iterations", "2",
+                             "--search-limit", "200", "--quiet")
+    assert code == 0, stdout
+    doc = json.loads((tmp_path / "res" / "explanation.json").read_text())
+    assert doc["source"].endswith(".wav") and doc["model"]["labels"][0] == "piano"
+    assert doc["explanations"]["sufficient"]["verified"] is True
+    assert doc["target"]["label"] in stdout
+
+
+def test_attack_command_reports_each_k_and_writes_flipping_clips(files, tmp_path):
+    d, model, _ = files
+    t = np.arange(16_384)
+    close_call = 0.3 * (np.cos(2 * np.pi * 410 * t / 16_384)
+                        + 0.9 * np.cos(2 * np.pi * 1536 * t / 16_384))
+    clip = d / "close.wav"
+    sf.write(clip, close_call.astype(np.float32), SR, subtype="FLOAT")
+    out = tmp_path / "att"
+    code, stdout, stderr = invoke("attack", "--onnx", model, clip, "--ks", "1,3",
+                                  "--domain", "fft", "--out", out, "--json", "--quiet",
+                                  "--iterations", "3", "--search-limit", "300")
+    assert code == 0, stderr
+    doc = json.loads(stdout)
+    assert doc["fft"]["first_flip_k"] == 1
+    assert [s["k"] for s in doc["fft"]["steps"]] == [1, 3]
+    assert (out / "fft" / "fft_k1.wav").exists() and (out / "fft" / "attack.json").exists()
+    code, _, stderr = invoke("attack", "--onnx", model, clip, "--ks", "one")
+    assert code == 2 and stderr.startswith("error:") and "--ks" in stderr
