@@ -148,12 +148,8 @@ class FFTDomain(Domain):
         return np.abs(self.spectrum)
 
     def power_weights(self) -> np.ndarray:
-        """Energy per bin (Parseval): interior bins stand for two conjugate bins."""
-        weights = np.full(self.shape[0], 2.0)
-        weights[0] = 1.0
-        if self.n % 2 == 0:
-            weights[-1] = 1.0
-        return weights * np.abs(self.spectrum) ** 2
+        """Energy per bin (Parseval)."""
+        return _onesided(self.n) * np.abs(self.spectrum) ** 2
 
     def part_signals(self, parts: list[list[Box]]) -> np.ndarray:
         if all(len(p) == 1 for p in parts):  # single intervals: the fast path
@@ -207,12 +203,8 @@ class STFTDomain(Domain):
         return np.abs(self.coefficients)
 
     def power_weights(self) -> np.ndarray:
-        """STFT energy per cell (interior rows stand for two conjugate rows)."""
-        weights = np.full(self.shape[0], 2.0)
-        weights[0] = 1.0
-        if self.n_fft % 2 == 0:
-            weights[-1] = 1.0
-        return weights[:, None] * np.abs(self.coefficients) ** 2
+        """STFT energy per cell."""
+        return _onesided(self.n_fft)[:, None] * np.abs(self.coefficients) ** 2
 
     def part_signals(self, parts: list[list[Box]]) -> np.ndarray:
         if all(len(p) == 1 for p in parts):  # single rectangles: the fast path
@@ -244,6 +236,16 @@ def make_domain(x: np.ndarray, sample_rate: int, name: str = "fft", n_fft: int =
     if name == "stft":
         return STFTDomain(x, sample_rate, n_fft, hop, freq_range)
     return FFTDomain(x, sample_rate, freq_range)
+
+
+def _onesided(length: int) -> np.ndarray:
+    """Energy weight of each rfft row of a ``length``-point transform: interior rows stand
+    for themselves and their conjugate mirror, DC and Nyquist only for themselves."""
+    weights = np.full(length // 2 + 1, 2.0)
+    weights[0] = 1.0
+    if length % 2 == 0:
+        weights[-1] = 1.0
+    return weights
 
 
 def _row_range(rows: int, row_hz: float,
