@@ -10,6 +10,7 @@ rfft bins are causally sufficient, necessary and complete for the model's decisi
 
 from freqrex.config import Config
 from freqrex.errors import FreqrexError, FreqrexWarning
+from freqrex.evaluate import evaluate
 from freqrex.explanation import Explanation, Prediction, Result, RunStats
 from freqrex.model import CallableModel, Model, OnnxModel, as_model
 from freqrex.pipeline import explain
@@ -28,5 +29,6 @@ __all__ = [
     "Result",
     "RunStats",
     "as_model",
+    "evaluate",
     "explain",
 ]

@@ -398,8 +398,11 @@ def evaluate(
     out.print(rich_table(result.summary))
     out.print(result.summary.totals())
     where = "serially" if result.workers == 0 else f"on {result.workers} Dask workers"
-    err.print(f"{result.processed} clips evaluated {where} in {result.seconds:.1f} s, "
-              f"{result.errors} with errors; {result.skipped} were already in {db}")
+    if result.processed:
+        err.print(f"{result.processed} clips evaluated {where} in {result.seconds:.1f} s, "
+                  f"{result.errors} with errors; {result.skipped} were already in {db}")
+    else:
+        err.print(f"nothing to evaluate: all {result.total} clips are already in {db}")
     for path in write_report(result.summary, report, csv):
         err.print(f"written: {path}")
 

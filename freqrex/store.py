@@ -52,6 +52,9 @@ _CLIP_COLUMNS: list[tuple[str, str]] = [
     ("clip", "TEXT PRIMARY KEY"),
     ("status", "TEXT NOT NULL CHECK (status IN ('ok', 'error'))"),
     ("error", "TEXT"),
+    # 1 for errors that are not the clip's fault (a bug, a worker that died): a later run
+    # evaluates the clip again
+    ("retry", "INTEGER NOT NULL DEFAULT 0"),
     ("warnings", "TEXT"),
     ("target", "INTEGER"),
     ("label", "TEXT"),
@@ -173,16 +176,22 @@ class Store:
 
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            self.conn.executescript("SAVEPOINT schema;" + _SCHEMA + "RELEASE schema;")
-            self.conn.execute(
-                "INSERT INTO runs VALUES (1, ?, ?, ?, ?, ?, ?)",
-                (time.time(), __version__, str(model or ""), model_sha256, str(data_dir or ""),
-                 json.dumps(settings, sort_keys=True)))
-            self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            raced = self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+            if not raced:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                self.conn.execute(
+                    "INSERT INTO runs VALUES (1, ?, ?, ?, ?, ?, ?)",
+                    (time.time(), __version__, str(model or ""), model_sha256,
+                     str(data_dir or ""), json.dumps(settings, sort_keys=True)))
+                self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+        if raced:  # another process created it since we looked: check against it instead
+            self._check_or_create(settings, model, model_sha256, data_dir)
 
     def _check_same(self, settings: dict, model_sha256: str | None,
                     data_dir: str | None) -> None:
@@ -212,12 +221,13 @@ class Store:
         return out
 
     def done_clips(self) -> set[str]:
-        """Clips already recorded (ok or error): a resumed run skips them."""
-        return {r[0] for r in self.conn.execute("SELECT clip FROM clips")}
+        """Clips recorded for good (ok, or an error of the clip's own): a resumed run skips them."""
+        return {r[0] for r in self.conn.execute("SELECT clip FROM clips WHERE retry = 0")}
 
-    def error_clips(self) -> set[str]:
-        """Clips recorded with an error."""
-        return {r[0] for r in self.conn.execute("SELECT clip FROM clips WHERE status = 'error'")}
+    def error_clips(self, retry_only: bool = False) -> set[str]:
+        """Clips recorded with an error; only those to evaluate again with ``retry_only``."""
+        sql = "SELECT clip FROM clips WHERE status = 'error'" + (" AND retry" if retry_only else "")
+        return {r[0] for r in self.conn.execute(sql)}
 
     def clips(self) -> list[dict[str, Any]]:
         """Every ``clips`` row as a dict, by clip path."""
@@ -255,7 +265,8 @@ class Store:
             self.conn.execute("COMMIT")
         except sqlite3.IntegrityError:
             self.conn.execute("ROLLBACK")
-            if record["clip"] in self.done_clips():
+            if self.conn.execute("SELECT 1 FROM clips WHERE clip = ?",
+                                 (record["clip"],)).fetchone():
                 return False
             raise
         except BaseException:
@@ -304,6 +315,7 @@ def _rows_of(record: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any
         for kind in KINDS:
             for name, _ in _KIND_FIELDS:
                 row[f"{domain}_{kind}_{name}"] = d[kind][name]
+    row["retry"] = int(bool(record.get("retry")))
     if row.get("warnings") is not None and not isinstance(row["warnings"], str):
         row["warnings"] = "\n".join(row["warnings"]) or None
     return row, list(record.get("attacks") or [])

@@ -1,0 +1,423 @@
+"""The paper-style table of a data-set evaluation, computed from the results database.
+
+Per domain (fft, stft): mean and median sizes of the sufficient / necessary / complete sets
+(in features and as a share of them), flip rates of the k-coefficient attack, the median
+SNR of successful attacks, model calls and seconds per clip. Rates are over the clips
+explained without error; sizes over the clips where the set was found.
+
+Outputs: a rich table (terminal), Markdown, CSV (one value per line) and two PNG figures.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from freqrex.store import KINDS, Store
+
+# Kelly & Chockler (arXiv 2601.16675), 30 s clips at 16 kHz (~240,000 rfft bins).
+PAPER = {("fft", "flip_rate_k1"): 0.58, ("fft", "flip_rate_k5"): 0.78,
+         ("stft", "flip_rate_any"): 0.62}
+_PAPER_WHAT = {"fft": "fft", "stft": "stft attack"}
+PAPER_NOTE = ("paper: Kelly & Chockler, arXiv 2601.16675, 30 s clips of benchmark data sets "
+              "(~240,000 bins); its stft figure is the share of clips its stft attack flipped")
+UNITS = {"fft": "bins", "stft": "cells"}
+
+__all__ = ["Metric", "PAPER", "Summary", "summarize", "write_csv", "write_markdown",
+           "write_plots", "write_report"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number of the table and how many clips it is computed over."""
+
+    value: float | None
+    n: int
+
+
+@dataclass
+class Summary:
+    """The evaluation table of one results database.
+
+    Attributes
+    ----------
+    run : dict
+        The database's run record: model, data folder, settings.
+    clips, ok : int
+        Clips recorded, and of which explained without error.
+    errors : list of (str, str)
+        Clips recorded with an error, and the message.
+    domains : list of str
+        Domains evaluated.
+    ks : list of int
+        Attack sizes tried.
+    metrics : dict
+        ``metrics[domain][name]`` -> :class:`Metric` (``domain`` ``"all"`` for per-clip
+        totals).
+    sizes : dict
+        ``sizes[domain][kind]``: the sizes of the sets found (for the histogram).
+    """
+
+    db: str
+    run: dict[str, Any]
+    clips: int
+    ok: int
+    errors: list[tuple[str, str]]
+    domains: list[str]
+    ks: list[int]
+    metrics: dict[str, dict[str, Metric]] = field(default_factory=dict)
+    sizes: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    def value(self, domain: str, name: str) -> float | None:
+        """A metric's value, None when it was not computed or has no clip."""
+        m = self.metrics.get(domain, {}).get(name)
+        return None if m is None else m.value
+
+    def flip_curve(self, domain: str) -> list[tuple[int, float]]:
+        """(k, flip rate) for every ``k`` tried, in the domain."""
+        return [(k, v) for k in self.ks
+                if (v := self.value(domain, f"flip_rate_k{k}")) is not None]
+
+    def rows(self) -> list[tuple[str, list[str], str]]:
+        """The table: (row label, one cell per domain, paper's number) per row."""
+        out = []
+        for kind in KINDS:
+            out.append((f"{kind} set: size, mean / median",
+                        [self._size(d, kind) for d in self.domains], ""))
+            out.append((f"{kind} set: % of {_unit_names(self.domains)}, mean / median",
+                        [self._share(d, kind) for d in self.domains], ""))
+        for k in (1, 5):
+            out.append((f"flip rate at k = {k}",
+                        [self._rate(d, f"flip_rate_k{k}") for d in self.domains],
+                        _paper(f"flip_rate_k{k}")))
+        out.append((f"flip rate at some k <= {max(self.ks)}",
+                    [self._rate(d, "flip_rate_any") for d in self.domains],
+                    _paper("flip_rate_any")))
+        out.append((f"target confidence kept at k = 1 / {max(self.ks)}, median",
+                    [self._kept(d) for d in self.domains], ""))
+        out.append(("median SNR of successful attacks (dB)",
+                    [self._snr(d) for d in self.domains], ""))
+        out.append(("model calls per clip, mean",
+                    [_num(self.value(d, "model_calls_mean"), ".0f") for d in self.domains], ""))
+        out.append(("seconds per clip, mean (in the model)",
+                    [self._seconds(d) for d in self.domains], ""))
+        return out
+
+    def totals(self) -> str:
+        """One line: clips, errors and the per-clip cost over all domains."""
+        calls, secs = self.value("all", "model_calls_mean"), self.value("all", "seconds_mean")
+        text = (f"{self.clips} clips: {self.ok} explained, {len(self.errors)} with errors. "
+                "Rates are over the clips explained without error; sizes over the clips where "
+                "the set was found.")
+        if calls is not None and secs is not None:
+            text += (f" Per clip, all domains: {calls:.0f} model calls, {secs:.1f} s "
+                     f"({self.value('all', 'seconds_model_mean'):.1f} s in the model).")
+        return text
+
+    def _size(self, domain: str, kind: str) -> str:
+        mean, median = (self.value(domain, f"{kind}_size_{s}") for s in ("mean", "median"))
+        n = self.metrics[domain][f"{kind}_size_mean"].n
+        if mean is None:
+            return f"not found (0/{self.ok})"
+        found = f" (found {n}/{self.ok})" if n < self.ok else ""
+        return f"{mean:.1f} / {median:g} {UNITS[domain]}{found}"
+
+    def _share(self, domain: str, kind: str) -> str:
+        mean, median = (self.value(domain, f"{kind}_share_{s}") for s in ("mean", "median"))
+        if mean is None:
+            return "-"
+        return f"{_pct(mean)} / {_pct(median)}"
+
+    def _rate(self, domain: str, name: str) -> str:
+        m = self.metrics[domain].get(name)
+        if m is None:
+            return "not run"
+        if m.value is None:
+            return "-"
+        return f"{100 * m.value:.0f}% ({round(m.value * m.n)}/{m.n})"
+
+    def _kept(self, domain: str) -> str:
+        low, high = (self.value(domain, f"confidence_kept_k{k}") for k in (1, max(self.ks)))
+        def show(v: float | None) -> str:
+            return "-" if v is None else f"{100 * v:.1f}%"
+
+        return f"{show(low)} / {show(high)}"
+
+    def _snr(self, domain: str) -> str:
+        m = self.metrics[domain]["snr_median_db"]
+        return "-" if m.value is None else f"{m.value:.1f} ({m.n} clips)"
+
+    def _seconds(self, domain: str) -> str:
+        total, model = (self.value(domain, n) for n in ("seconds_mean", "seconds_model_mean"))
+        return "-" if total is None else f"{total:.2f} ({model:.2f})"
+
+
+# -- computing -----------------------------------------------------------------------------
+
+
+def summarize(db: str | os.PathLike | Store) -> Summary:
+    """Compute the evaluation table from a results database.
+
+    Parameters
+    ----------
+    db : str, path or Store
+        The database written by :func:`freqrex.evaluate`.
+
+    Returns
+    -------
+    Summary
+    """
+    if not isinstance(db, Store):
+        with Store(db) as store:
+            return summarize(store)
+    run = db.run()
+    settings = run["settings"]
+    clips = db.clips()
+    ok = [c for c in clips if c["status"] == "ok"]
+    summary = Summary(db=str(db.path), run=run, clips=len(clips), ok=len(ok),
+                      errors=[(c["clip"], c["error"]) for c in clips if c["status"] == "error"],
+                      domains=list(settings["domains"]), ks=list(settings["ks"]))
+    attacks = db.attacks()
+    for domain in summary.domains:
+        summary.metrics[domain], summary.sizes[domain] = _domain_metrics(
+            domain, ok, [a for a in attacks if a["domain"] == domain], summary.ks)
+    summary.metrics["all"] = {
+        "clips": Metric(float(len(clips)), len(clips)),
+        "ok": Metric(float(len(ok)), len(clips)),
+        "errors": Metric(float(len(clips) - len(ok)), len(clips)),
+        **{f"{name}_mean": _mean([c[name] for c in ok])
+           for name in ("model_calls", "seconds", "seconds_model")}}
+    return summary
+
+
+def _domain_metrics(domain: str, ok: list[dict], attacks: list[dict],
+                    ks: list[int]) -> tuple[dict[str, Metric], dict[str, np.ndarray]]:
+    out: dict[str, Metric] = {}
+    sizes = {}
+    for kind in KINDS:
+        found = [c for c in ok if c[f"{domain}_{kind}_found"]]
+        size = np.array([c[f"{domain}_{kind}_size"] for c in found], dtype=np.float64)
+        share = np.array([c[f"{domain}_{kind}_share"] for c in found], dtype=np.float64)
+        sizes[kind] = size
+        out[f"{kind}_found"] = _rate(len(found), len(ok))
+        out[f"{kind}_verified"] = _rate(sum(bool(c[f"{domain}_{kind}_verified"]) for c in found),
+                                        len(ok))
+        out[f"{kind}_size_mean"], out[f"{kind}_size_median"] = _mean(size), _median(size)
+        out[f"{kind}_share_mean"], out[f"{kind}_share_median"] = _mean(share), _median(share)
+    ok_clips = {c["clip"] for c in ok}
+    flipped = {(a["clip"], a["k"]) for a in attacks if a["flipped"] and a["clip"] in ok_clips}
+    for k in ks:
+        out[f"flip_rate_k{k}"] = _rate(sum((c, k) in flipped for c in ok_clips), len(ok))
+    # how much of its confidence the target keeps after each attack (telling when none flips)
+    original = {c["clip"]: c["confidence"] for c in ok}
+    for k in ks:
+        out[f"confidence_kept_k{k}"] = _median(
+            [a["target_confidence"] / original[a["clip"]] for a in attacks
+             if a["k"] == k and a["clip"] in ok_clips and original[a["clip"]] > 0])
+    first = _first_flips(attacks, ok_clips)
+    out["flip_rate_any"] = _rate(len(first), len(ok))
+    snr = np.array([a["snr_db"] for a in first.values()], dtype=np.float64)
+    out["snr_median_db"] = _median(snr[np.isfinite(snr)])
+    for name in ("model_calls", "seconds", "seconds_model"):
+        out[f"{name}_mean"] = _mean([c[f"{domain}_{name}"] for c in ok])
+    return out, sizes
+
+
+def _first_flips(attacks: list[dict], clips: set[str]) -> dict[str, dict]:
+    """Per clip, its attack step with the smallest ``k`` that flipped the class."""
+    first: dict[str, dict] = {}
+    for a in attacks:  # ordered by clip and k
+        if a["flipped"] and a["clip"] in clips and a["clip"] not in first:
+            first[a["clip"]] = a
+    return first
+
+
+def _rate(hits: int, n: int) -> Metric:
+    return Metric(hits / n if n else None, n)
+
+
+def _mean(values: Any) -> Metric:
+    a = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    return Metric(float(a.mean()) if a.size else None, int(a.size))
+
+
+def _median(values: Any) -> Metric:
+    a = np.asarray(values, dtype=np.float64)
+    return Metric(float(np.median(a)) if a.size else None, int(a.size))
+
+
+# -- formatting ----------------------------------------------------------------------------
+
+
+def _unit_names(domains: list[str]) -> str:
+    return " / ".join(UNITS[d] for d in domains)
+
+
+def _pct(share: float | None) -> str:
+    return "-" if share is None else f"{100 * share:.3g}%"
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _paper(name: str) -> str:
+    hits = [f"{100 * v:.0f}% ({_PAPER_WHAT[d]})" for (d, n), v in PAPER.items() if n == name]
+    return ", ".join(hits)
+
+
+def to_markdown(summary: Summary, figures: bool = True) -> str:
+    """The report as Markdown: header, table, paper comparison, errors, figures."""
+    s = summary.run["settings"]
+    lines = [
+        "# freqrex evaluation", "",
+        f"- model: `{summary.run['model']}`",
+        f"- data: `{summary.run['data_dir']}`; results: `{summary.db}`",
+        f"- settings: iterations {s['iterations']}, search limit {s['search_limit']}, seed "
+        f"{s['seed']}, domains {', '.join(summary.domains)}, attack {s['mode']} k = "
+        f"{', '.join(map(str, summary.ks))}",
+        "", summary.totals(), "",
+        "| | " + " | ".join(summary.domains) + " | paper |",
+        "|---|" + "---|" * len(summary.domains) + "---|",
+    ]
+    lines += [f"| {label} | " + " | ".join(cells) + f" | {paper} |"
+              for label, cells, paper in summary.rows()]
+    lines += ["", f"({PAPER_NOTE}.)"]
+    if summary.errors:
+        lines += ["", f"## Errors ({len(summary.errors)})", ""]
+        lines += [f"- `{clip}`: {message}" for clip, message in summary.errors[:50]]
+        if len(summary.errors) > 50:
+            lines.append(f"- ... and {len(summary.errors) - 50} more (see the database)")
+    if figures:
+        lines += ["", "![flip rate against k](flip_rate.png)", "",
+                  "![explanation sizes](sizes.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def rich_table(summary: Summary) -> Any:
+    """The table for the terminal (a :class:`rich.table.Table`)."""
+    from rich.table import Table
+
+    table = Table(title="freqrex evaluation")
+    table.add_column("")
+    for domain in summary.domains:
+        table.add_column(domain)
+    table.add_column("paper")
+    for label, cells, paper in summary.rows():
+        table.add_row(label, *cells, paper)
+    return table
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+def write_markdown(summary: Summary, path: str | os.PathLike, figures: bool = True) -> Path:
+    """Write the Markdown report."""
+    return _write_text(Path(path), to_markdown(summary, figures))
+
+
+def write_csv(summary: Summary, path: str | os.PathLike) -> Path:
+    """Write every metric as ``domain,metric,value,n`` (``value`` empty when undefined)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["domain", "metric", "value", "n"])
+        for domain, metrics in summary.metrics.items():
+            for name, m in metrics.items():
+                writer.writerow([domain, name, "" if m.value is None else repr(m.value), m.n])
+    os.replace(tmp, path)
+    return path
+
+
+def write_plots(summary: Summary, folder: str | os.PathLike) -> list[Path]:
+    """Write ``flip_rate.png`` (flip rate against k) and ``sizes.png`` (set sizes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only
+    import matplotlib.pyplot as plt
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / "flip_rate.png", folder / "sizes.png"]
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    for domain in summary.domains:
+        curve = summary.flip_curve(domain)
+        if curve:
+            ks, rates = zip(*curve)
+            ax.plot(ks, [100 * r for r in rates], marker="o", label=f"{domain} (this run)")
+    ax.plot([1, 5], [58, 78], "k*", ms=10, ls="none", label="paper, fft")
+    ax.axhline(62, color="0.5", ls=":", label="paper, stft attack")
+    ax.set(xscale="log", xlabel="k (coefficients changed)", ylabel="clips flipped (%)",
+           ylim=(-2, 100), title=f"flip rate over {summary.ok} clips")
+    ax.legend(fontsize=8)
+    fig.savefig(paths[0], dpi=110)
+    plt.close(fig)
+    _plot_sizes(summary, plt, paths[1])
+    return paths
+
+
+def _plot_sizes(summary: Summary, plt: Any, path: Path) -> None:
+    fig, axes = plt.subplots(1, len(summary.domains), figsize=(5 * len(summary.domains), 3.6),
+                             constrained_layout=True, squeeze=False)
+    for ax, domain in zip(axes[0], summary.domains):
+        sizes = summary.sizes.get(domain, {})
+        top = max((float(v.max()) for v in sizes.values() if v.size), default=1.0)
+        edges = np.logspace(0, math.log10(max(top, 2.0)) + 0.05, 25)
+        for kind in KINDS:
+            values = sizes.get(kind, np.empty(0))
+            if values.size:
+                ax.hist(values, bins=edges, histtype="step", lw=1.5,
+                        label=f"{kind} (median {np.median(values):g})")
+        ax.set(xscale="log", xlabel=f"size ({UNITS[domain]})", ylabel="clips",
+               title=f"{domain} explanation sizes")
+        ax.legend(fontsize=8)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(summary: Summary, report: str | os.PathLike | None = None,
+                 csv_path: str | os.PathLike | None = None, plots: bool = True) -> list[Path]:
+    """Write the Markdown report (with its figures next to it) and the CSV.
+
+    Parameters
+    ----------
+    report : path, optional
+        The Markdown file; ``flip_rate.png`` and ``sizes.png`` go in the same folder.
+    csv_path : path, optional
+        The CSV file; by default the report's name with ``.csv``.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    written = []
+    if report is not None:
+        report = Path(report)
+        if report.is_dir():
+            from freqrex.errors import FreqrexError
+
+            raise FreqrexError(f"--report {report} is a directory; give a file name")
+        if plots:
+            written += write_plots(summary, report.parent)
+        written.append(write_markdown(summary, report, figures=plots))
+        csv_path = csv_path if csv_path is not None else report.with_suffix(".csv")
+    if csv_path is not None:
+        written.append(write_csv(summary, csv_path))
+    return written
+
+
+def _write_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
