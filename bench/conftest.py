@@ -9,6 +9,14 @@ import pytest
 _RESULTS = pytest.StashKey[dict]()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fftw-measure",
+        action="store_true",
+        help="plan the benchmarked lengths with FFTW_MEASURE (and save the wisdom) first",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RESULTS] = {}
 
@@ -17,13 +25,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def record_synth(request: pytest.FixtureRequest) -> Callable[..., None]:
     """Store mutants/s (from the median round) in extra_info and for the summary."""
 
-    def record(benchmark, n: int, method: str, mutants: int) -> None:
+    def record(benchmark, n: int, method: str, mutants: int, planner: str = "") -> None:
         stats = getattr(benchmark, "stats", None)
         if stats is None:  # --benchmark-disable: ran once, nothing timed
             return
         rate = mutants / stats.stats.median
         benchmark.extra_info["mutants_per_s"] = rate
-        request.config.stash[_RESULTS][(n, method)] = rate
+        request.config.stash[_RESULTS][(n, method)] = (rate, planner)
 
     return record
 
@@ -34,11 +42,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         return
     tr = terminalreporter
     tr.section("mutant synthesis throughput (median round)")
-    tr.write_line(f"{'n':>8}  {'method':<9} {'mutants/s':>11}  {'x naive':>8}")
+    tr.write_line(f"{'n':>8}  {'method':<9} {'mutants/s':>11}  {'x naive':>8}  fftw plan")
     for n in sorted({n for n, _ in results}):
-        naive = results.get((n, "naive"))
-        for (m_n, method), rate in results.items():
+        naive = results.get((n, "naive"), (None, ""))[0]
+        for (m_n, method), (rate, planner) in results.items():
             if m_n != n:
                 continue
             ratio = f"{rate / naive:8.1f}" if naive else f"{'-':>8}"
-            tr.write_line(f"{n:>8}  {method:<9} {rate:>11,.0f}  {ratio}")
+            tr.write_line(f"{n:>8}  {method:<9} {rate:>11,.0f}  {ratio}  {planner}")

@@ -10,8 +10,11 @@ The split is the search's typical step: a static context plus 4 children (5 part
     chosen   ``interval_parts`` + ``combine`` (the dispatcher the search uses)
     floor    ``np.copyto`` of one basis row into the [16, n] output (memory bound)
 
+The basis methods pass ``out=`` buffers (what a caller looping over splits should do).
 Run ``pytest bench/test_bench_kernels.py --benchmark-only``; ``bench/conftest.py`` prints
-mutants/s per method and the ratio against the naive loop of the same run.
+mutants/s per method and the ratio against the naive loop of the same run.  Add
+``--fftw-measure`` to plan the three lengths with FFTW_MEASURE first (~20 s once, then
+cached in the wisdom file); without it the plans are whatever the wisdom file allows.
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from freqrex._kernels import combine, combine_blas, combine_numba, interval_parts, irfft_batch
+from freqrex._kernels import (
+    combine,
+    combine_blas,
+    combine_numba,
+    interval_parts,
+    irfft_batch,
+    prepare_plans,
+)
+from freqrex._kernels import fft as kfft
 
 LENGTHS = (16_000, 160_000, 480_000)
 MUTANTS = 16
@@ -56,6 +67,7 @@ class Split:
                 if self.coeffs[i, p]:
                     self.masks[i, lo:hi] = 1.0
         self.out = np.empty((MUTANTS, n), dtype=np.float32)
+        self.basis = np.empty((len(self.bounds), n), dtype=np.float32)
         self.spectra = np.empty((MUTANTS, k), dtype=np.complex64)
 
 
@@ -70,7 +82,7 @@ def batched(s: Split) -> np.ndarray:
 
 def basis_with(comb: Callable[..., np.ndarray]) -> Callable[[Split], np.ndarray]:
     def run(s: Split) -> np.ndarray:
-        return comb(s.coeffs, interval_parts(s.X64, s.bounds, s.n), s.out)
+        return comb(s.coeffs, interval_parts(s.X64, s.bounds, s.n, out=s.basis), s.out)
 
     return run
 
@@ -98,6 +110,17 @@ def _check(method: str, s: Split, result: object) -> None:
     np.testing.assert_allclose(result, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
 
 
+@pytest.fixture(scope="module", autouse=True)
+def fft_plans(request) -> None:
+    if request.config.getoption("--fftw-measure"):
+        prepare_plans(LENGTHS)
+
+
+def _planner(n: int) -> str:
+    flags = kfft._get_plans(n).plans[0].fftw.flags  # private, but this is the kernels' bench
+    return "MEASURE" if "FFTW_MEASURE" in flags else "ESTIMATE"
+
+
 @pytest.mark.parametrize(
     "n",
     [pytest.param(n, marks=pytest.mark.benchmark(group=f"synth-n{n}")) for n in LENGTHS],
@@ -108,5 +131,6 @@ def test_synth_throughput(benchmark, record_synth, method: str, n: int) -> None:
     s = Split(n)
     fn = METHODS[method]
     _check(method, s, fn(s))  # also warms plans and JIT outside the timing
+    benchmark.extra_info["fftw_planner"] = _planner(n)
     benchmark(fn, s)
-    record_synth(benchmark, n, method, MUTANTS)
+    record_synth(benchmark, n, method, MUTANTS, _planner(n))

@@ -21,10 +21,11 @@ from hypothesis import strategies as st
 
 import freqrex._kernels as kern
 from freqrex._kernels import fft as kfft
+from freqrex._kernels import synth as ksynth
 
 EPS32 = float(np.finfo(np.float32).eps)
 PROPS = settings(
-    max_examples=40,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -142,6 +143,29 @@ def test_interval_parts_large(n):
     assert_rows_match(got, X, [np.arange(lo, hi) for lo, hi in bounds], n)
 
 
+def test_parts_write_into_out(row_pool):
+    n, k = 4000, 2001
+    X = spectrum(5, n)
+    bounds = np.array([[0, 7], [7, 900], [900, k]])
+    sets = [np.arange(0, k, 3), np.array([0, k - 1])]
+    ranking = np.random.default_rng(5).permutation(k)
+    ks = np.array([1, 50, k])
+    for make, rows, ref_sets in [
+        (
+            lambda o: kern.interval_parts(X, bounds, n, out=o),
+            3,
+            [np.arange(a, b) for a, b in bounds],
+        ),
+        (lambda o: kern.bin_set_parts(X, sets, n, out=o), 2, sets),
+        (lambda o: kern.prefix_parts(X, ranking, ks, n, out=o), 3, [ranking[:j] for j in ks]),
+    ]:
+        out = np.full((rows, n), np.nan, np.float32)
+        assert make(out) is out
+        assert_rows_match(out, X, ref_sets, n)
+        with pytest.raises(ValueError):
+            make(np.empty((rows, n), np.float64))
+
+
 def test_interval_parts_rejects_bad_bounds():
     X = spectrum(0, 64)
     with pytest.raises(ValueError):
@@ -150,6 +174,27 @@ def test_interval_parts_rejects_bad_bounds():
         kern.interval_parts(X, np.array([[0, 34]]), 64)
     with pytest.raises(ValueError):
         kern.interval_parts(X, np.array([[0, 1]]), 80)  # K does not match n
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_usable_after_fork():
+    n = 48_000  # large enough for the worker pool
+    X = spectrum(11, n)
+    bounds = np.array([[0, 5000], [5000, 24_001], [3, 4]])
+    kern.interval_parts(X, bounds, n)  # the parent now has a pool and plans
+    pid = os.fork()
+    if pid == 0:  # child: must neither hang nor fail
+        ok = False
+        try:
+            got = kern.interval_parts(X, bounds, n)
+            ok = all(
+                np.abs(row - reference(X, np.arange(a, b), n)).max() <= 1e-4
+                for row, (a, b) in zip(got, bounds, strict=True)
+            )
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 # --------------------------------------------------------------------------- bin sets
@@ -228,6 +273,7 @@ COMBINERS = {
     "blas": kern.combine_blas,
     "numba": kern.combine_numba,
     "dispatch": kern.combine,
+    "dispatch-parallel": kern.combine,  # with the parallel threshold forced to 0
 }
 
 
@@ -241,7 +287,9 @@ COMBINERS = {
     binary=st.booleans(),
     use_out=st.booleans(),
 )
-def test_combine_matches_matmul(impl, seed, m, p, n, binary, use_out):
+def test_combine_matches_matmul(impl, seed, m, p, n, binary, use_out, monkeypatch):
+    if impl == "dispatch-parallel":
+        monkeypatch.setattr(ksynth, "_PARALLEL_MIN_OUTPUTS", 0)
     rng = np.random.default_rng(seed)
     basis = rng.standard_normal((p, n)).astype(np.float32)
     if binary:
@@ -324,7 +372,9 @@ def test_measured_wisdom_is_reused(cache_dir, monkeypatch):
     plan = kfft._make_row_plan(n, None, kfft._half_twiddles(n))
     assert "FFTW_MEASURE" in plan.fftw.flags
     pyfftw.forget_wisdom()
-    plan = kfft._make_row_plan(n, None, kfft._half_twiddles(n))  # no wisdom: cheap ESTIMATE fallback
+    plan = kfft._make_row_plan(
+        n, None, kfft._half_twiddles(n)
+    )  # no wisdom: cheap ESTIMATE fallback
     assert "FFTW_ESTIMATE" in plan.fftw.flags
 
 

@@ -1,30 +1,33 @@
 """pyFFTW plans, FFTW wisdom and batched masked inverse transforms.
 
-Design (measured on the 2-core dev box, see ``bench/README.md``):
+Design (numbers from the 2-core dev box; see ``bench/README.md``):
 
-* One **single-row** c2r plan per signal length ``n`` and per worker thread, each with its
-  own SIMD-aligned input/output buffers, instead of one ``howmany=P`` plan per
-  ``(P, K, n)``.  Rows are spread over a small thread pool (``pyfftw.FFTW.execute`` drops
-  the GIL).  Reasons: a batched FFTW_ESTIMATE plan with 2 FFTW threads is 2-4x slower
-  than this at n = 480 000, while FFTW_MEASURE for a batched plan costs 20-30 s of
-  planning on a cold cache; single-row ESTIMATE plans spread over the pool match the
-  MEASURE batched plan and plan in milliseconds.  A plan per ``n`` also serves every
-  ``P`` (the search calls with many different batch sizes).
-* Each worker builds its row's masked spectrum straight into its plan's input buffer
-  (the c2r transform destroys it anyway), pre-scaled by ``1/n`` so the raw
-  ``execute()`` needs no normalisation pass, and the transform writes straight into
-  the caller's output row when that row has the plan's alignment.
-* Narrow intervals are synthesised directly (sum of ``w`` cosines) when a cost model
-  fitted on this box says it beats a row FFT.
-* Planner effort: FFTW_MEASURE only when wisdom already holds the answer
-  (``FFTW_WISDOM_ONLY`` probe, ~0.1 ms), otherwise FFTW_ESTIMATE.  :func:`prepare_plans`
-  pays for MEASURE explicitly and persists it.
+* **One single-row plan per signal length and worker**, not one ``howmany=P`` plan per
+  ``(P, K, n)``.  Each worker thread owns a plan with its own SIMD-aligned buffers and
+  rows are handed out to the workers on demand (``FFTW.execute`` drops the GIL).  At
+  n = 480 000 a batched FFTW_ESTIMATE plan with 2 FFTW threads took 44 ms for 16 rows
+  against ~9 ms this way, and a batched FFTW_MEASURE plan costs 20-30 s of planning on a
+  cold cache.  A plan per ``n`` also serves every batch size the search uses.
+* **The masked spectrum is built in the plan's own input** (the inverse transform
+  destroys it anyway), pre-scaled so the raw ``execute()`` needs no normalisation pass,
+  and the result goes straight into the caller's output row when that row has the
+  plan's alignment.
+* **Even n use a half-length complex transform** (see :class:`_RowPlan`): under
+  FFTW_ESTIMATE it is 1.4-1.6x faster than FFTW's c2r, and no slower under MEASURE.
+* **Narrow intervals are synthesised directly** (a sum of ``w`` cosines) when a fixed
+  cost model says it beats a row FFT: up to 8 bins at n = 480 000, 2 at n = 16 000,
+  16 for lengths with large prime factors.
+* **Planner effort**: FFTW_MEASURE only when the wisdom already holds it (an
+  ``FFTW_WISDOM_ONLY`` probe costs ~0.1 ms), else FFTW_ESTIMATE, which plans in a few
+  ms.  :func:`prepare_plans` pays for MEASURE (0.2 / 1.3 / 5.5 s at n = 16k / 160k /
+  480k, for ~1.2x faster rows) and persists it in the wisdom file.
 """
 
 from __future__ import annotations
 
 import atexit
 import math
+import operator
 import os
 import struct
 import tempfile
@@ -32,6 +35,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -64,14 +68,21 @@ _WISDOM_FILE = "fftw_wisdom.bin"
 _WISDOM_MAGIC = b"FRQXWIS1"
 _WISDOM_MAX_BYTES = 64 << 20  # a real wisdom file is a few KiB; refuse to slurp garbage
 _PLAN_CACHE_SIZE = 4  # distinct signal lengths kept planned (one per clip length in use)
-# Below this many output samples per call the pool hand-off (~30-50 us) outweighs the
-# second core; measured crossover is around 2-4 rows of 16 000 samples.
-_POOL_MIN_SAMPLES = 1 << 16
-# Direct synthesis cost model, fitted on the dev box: a row FFT of smooth n costs about
-# _FFT_NS * n * log2(n) ns, direct synthesis of w bins about n * (_SYN_NS0 + _SYN_NS1 * w).
-_FFT_NS = 0.10
-_SYN_NS0 = 0.35
-_SYN_NS1 = 0.18
+# Below this many output samples per call the pool hand-off outweighs the second core:
+# 5 rows of 16 000 took 82 us serial vs 103 us pooled, 5 rows of 48 000 247 vs 175 us.
+_POOL_MIN_SAMPLES = 1 << 17
+# Row cost model (microseconds), fitted on the dev box so that the FFT/direct-synthesis
+# choice is a fixed function of (width, n) and results never depend on timing noise.
+# Measured row FFT (fold included): 0.013 / 0.19 / 0.59 ms at n = 16k / 160k / 480k;
+# direct synthesis at n = 480k: 0.08 / 0.18 / 0.50 / 0.77 ms for w = 1 / 4 / 8 / 12.
+# Lengths with a prime factor FFTW has no codelet for are far slower (a 160 001-sample
+# row: 5.4 ms), hence the penalty.
+_FFT_US_PER_NLOGN = 0.066e-3
+_FFT_US_FIXED = 2.0
+_FFT_ROUGH_PENALTY = 8.0
+_SYN_US_FIXED = 10.0  # the two 512-entry cos/sin tables
+_SYN_US_PER_N = 0.15e-3
+_SYN_US_PER_NW = 0.12e-3
 _SYNTH_MAX_WIDTH = 16  # bounds the synthesis table (w x 512 doubles, twice)
 
 
@@ -322,8 +333,9 @@ def _get_plans(n: int) -> _PlanSet:
 def prepare_plans(lengths: Sequence[int], effort: str = "FFTW_MEASURE") -> None:
     """Plan the given signal lengths at ``effort`` now and persist the wisdom.
 
-    FFTW_MEASURE costs seconds per length (about 13 s at n = 480 000 on 2 cores) but is
-    then reused by every later process through the wisdom file.
+    FFTW_MEASURE costs 0.2 / 1.3 / 5.5 s at n = 16 000 / 160 000 / 480 000 on the 2-core
+    dev box, for rows ~1.2x faster than FFTW_ESTIMATE; the wisdom file then gives every
+    later process the same plans in a few ms.
 
     Parameters
     ----------
@@ -357,8 +369,21 @@ def _get_pool() -> ThreadPoolExecutor:
     global _pool
     with _cache_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(_WORKERS - 1, thread_name_prefix="freqrex-fft")
+            _pool = ThreadPoolExecutor(max(1, _WORKERS - 1), thread_name_prefix="freqrex-fft")
         return _pool
+
+
+def _after_fork_in_child() -> None:
+    # Threads do not survive fork(): drop the pool and every lock a parent thread may
+    # have held; plans are rebuilt on demand (the in-memory wisdom survives).
+    global _pool, _cache_lock
+    _pool = None
+    _cache_lock = threading.Lock()
+    _plan_cache.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # --------------------------------------------------------------------------- driver
@@ -424,9 +449,11 @@ def _run_rows(n: int, order: Sequence[int], job: RowJob) -> None:
                     fut.result()
 
 
-def _check_n(K: int, n: int) -> None:  # noqa: N803
+def _check_n(K: int, n: int) -> int:  # noqa: N803
+    n = operator.index(n)
     if n < 1 or K != n // 2 + 1:
         raise ValueError(f"{K} bins do not match a signal of length n={n} (need n//2+1)")
+    return n
 
 
 def _out_array(rows: int, n: int, out: np.ndarray | None) -> np.ndarray:
@@ -489,7 +516,7 @@ def irfft_batch(spectra: np.ndarray, n: int, out: np.ndarray | None = None) -> n
         raise ValueError(f"spectra must be [P, K], got shape {spectra.shape}")
     if spectra.dtype != np.complex64:
         spectra = spectra.astype(np.complex64)
-    _check_n(spectra.shape[1], n)
+    n = _check_n(spectra.shape[1], n)
     out = _out_array(spectra.shape[0], n, out)
 
     def job(plan: _RowPlan, p: int) -> None:
@@ -500,22 +527,46 @@ def irfft_batch(spectra: np.ndarray, n: int, out: np.ndarray | None = None) -> n
     return out
 
 
+@lru_cache(maxsize=64)
+def _fft_row_us(n: int) -> float:
+    """Modelled cost of one row FFT of length n (see the constants above)."""
+    length = n // 2 if n % 2 == 0 else n  # the even path transforms n/2 complex points
+    cost = _FFT_US_FIXED + _FFT_US_PER_NLOGN * n * math.log2(max(n, 2))
+    return cost * (_FFT_ROUGH_PENALTY if _largest_prime_factor(length) > 13 else 1.0)
+
+
+def _largest_prime_factor(m: int) -> int:
+    largest, d = 1, 2
+    while d * d <= m:
+        while m % d == 0:
+            largest, m = d, m // d
+        d += 1
+    return max(largest, m)
+
+
+def _synth_row_us(width: int, n: int) -> float:
+    return _SYN_US_FIXED + n * (_SYN_US_PER_N + _SYN_US_PER_NW * width)
+
+
 def _synth_is_cheaper(width: int, n: int) -> bool:
-    if width > _SYNTH_MAX_WIDTH:
-        return False
-    return _SYN_NS0 + _SYN_NS1 * width < _FFT_NS * math.log2(max(n, 2))
+    return width <= _SYNTH_MAX_WIDTH and _synth_row_us(width, n) < _fft_row_us(n)
 
 
 def _row_cost(width: int, n: int) -> float:
-    """Relative cost of one interval row, for longest-first scheduling."""
+    """Modelled cost of one interval row, for longest-first scheduling."""
     if width == 0:
         return 0.0
     if _synth_is_cheaper(width, n):
-        return _SYN_NS0 + _SYN_NS1 * width
-    return _FFT_NS * math.log2(max(n, 2))
+        return _synth_row_us(width, n)
+    return _fft_row_us(n)
 
 
-def interval_parts(X: np.ndarray, bounds: np.ndarray, n: int) -> np.ndarray:  # noqa: N803
+def interval_parts(
+    X: np.ndarray,  # noqa: N803
+    bounds: np.ndarray,
+    n: int,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """Signals of ``X`` restricted to half-open bin intervals.
 
     Parameters
@@ -526,6 +577,9 @@ def interval_parts(X: np.ndarray, bounds: np.ndarray, n: int) -> np.ndarray:  # 
         int64 ``[P, 2]`` rows ``(lo, hi)`` with ``0 <= lo <= hi <= K``.
     n : int
         Signal length.
+    out : np.ndarray, optional
+        float32 ``[P, n]`` C-contiguous destination.  Reusing one across calls
+        saves the page faults of a fresh array (~10 % at n = 480 000).
 
     Returns
     -------
@@ -534,12 +588,12 @@ def interval_parts(X: np.ndarray, bounds: np.ndarray, n: int) -> np.ndarray:  # 
     """
     X = _as_spectrum(X)
     K = X.shape[0]  # noqa: N806
-    _check_n(K, n)
+    n = _check_n(K, n)
     bounds = np.asarray(bounds, dtype=np.int64).reshape(-1, 2)
     lo, hi = bounds[:, 0], bounds[:, 1]
     if bounds.size and ((lo < 0).any() or (hi > K).any() or (lo > hi).any()):
         raise ValueError(f"bounds must satisfy 0 <= lo <= hi <= {K}")
-    out = _out_array(bounds.shape[0], n, None)
+    out = _out_array(bounds.shape[0], n, out)
 
     def job(plan: _RowPlan, p: int) -> None:
         a, b = int(lo[p]), int(hi[p])
@@ -557,7 +611,12 @@ def interval_parts(X: np.ndarray, bounds: np.ndarray, n: int) -> np.ndarray:  # 
     return out
 
 
-def bin_set_parts(X: np.ndarray, sets: Sequence[np.ndarray], n: int) -> np.ndarray:  # noqa: N803
+def bin_set_parts(
+    X: np.ndarray,  # noqa: N803
+    sets: Sequence[np.ndarray],
+    n: int,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """Signals of ``X`` restricted to arbitrary bin sets.
 
     Parameters
@@ -568,6 +627,9 @@ def bin_set_parts(X: np.ndarray, sets: Sequence[np.ndarray], n: int) -> np.ndarr
         P int64 arrays of bin indices in ``[0, K)`` (any order; duplicates allowed).
     n : int
         Signal length.
+    out : np.ndarray, optional
+        float32 ``[P, n]`` C-contiguous destination.  Reusing one across calls
+        saves the page faults of a fresh array (~10 % at n = 480 000).
 
     Returns
     -------
@@ -576,12 +638,12 @@ def bin_set_parts(X: np.ndarray, sets: Sequence[np.ndarray], n: int) -> np.ndarr
     """
     X = _as_spectrum(X)
     K = X.shape[0]  # noqa: N806
-    _check_n(K, n)
+    n = _check_n(K, n)
     idx = [np.ascontiguousarray(s, dtype=np.int64).ravel() for s in sets]
     for s in idx:
         if s.size and (s.min() < 0 or s.max() >= K):
             raise ValueError(f"bin indices must lie in [0, {K})")
-    out = _out_array(len(idx), n, None)
+    out = _out_array(len(idx), n, out)
 
     def job(plan: _RowPlan, p: int) -> None:
         plan.load_bins(X, idx[p])
@@ -596,6 +658,7 @@ def prefix_parts(
     ranking: np.ndarray,
     ks: np.ndarray,
     n: int,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Signals of ``X`` restricted to the top-``k`` bins of a ranking, for several ``k``.
 
@@ -610,6 +673,9 @@ def prefix_parts(
         int64 ``[M]`` prefix lengths in ``[0, R]``.
     n : int
         Signal length.
+    out : np.ndarray, optional
+        float32 ``[M, n]`` C-contiguous destination.  Reusing one across calls
+        saves the page faults of a fresh array (~10 % at n = 480 000).
 
     Returns
     -------
@@ -618,7 +684,7 @@ def prefix_parts(
     """
     X = _as_spectrum(X)
     K = X.shape[0]  # noqa: N806
-    _check_n(K, n)
+    n = _check_n(K, n)
     ranking = np.ascontiguousarray(ranking, dtype=np.int64).ravel()
     ks = np.asarray(ks, dtype=np.int64).ravel()
     if ranking.size and (ranking.min() < 0 or ranking.max() >= K):
@@ -626,7 +692,7 @@ def prefix_parts(
     if ks.size and (ks.min() < 0 or ks.max() > ranking.size):
         raise ValueError(f"ks must lie in [0, {ranking.size}]")
     rank = _ranks(ranking, K)
-    out = _out_array(ks.size, n, None)
+    out = _out_array(ks.size, n, out)
 
     def job(plan: _RowPlan, i: int) -> None:
         plan.load_ranked(X, rank, ks[i])

@@ -5,8 +5,9 @@ Two groups live here:
 * public helpers on plain arrays: :func:`combine` (and its two implementations),
   :func:`apply_mask`, :func:`mask_from_bins`;
 * private per-row kernels used by :mod:`freqrex._kernels.fft` to build one masked,
-  pre-scaled spectrum straight into an FFTW input buffer (``_fill_*``) or to synthesise
-  a narrow band directly (``_synth_band``).  They are ``nogil`` and single-threaded on
+  pre-scaled spectrum straight into an FFTW input buffer (``_fill_*`` for the c2r
+  layout, ``_half_*`` for the half-length complex layout of even n) or to synthesise a
+  narrow band directly (``_synth_band``).  They are ``nogil`` and single-threaded on
   purpose: parallelism comes from the row-level thread pool in ``fft.py``, so nesting a
   Numba ``prange`` inside would only oversubscribe the cores.
 
@@ -20,8 +21,10 @@ import os
 # Numba's OpenMP workers busy-wait after every parallel region by default.  On the
 # 2-core dev box that spin holds the core the FFT row pool (and onnxruntime) needs
 # next: interval_parts + combine_numba at n = 480 000 took 6.4 ms median instead of
-# 4.2 ms.  Passive waiting costs ~10 us per parallel call.  Only a default: it must be
-# set before libgomp loads (Numba loads it lazily), and an explicit setting wins.
+# 4.2 ms, and with another busy process on the box a parallel call took 8-12 ms.
+# Passive waiting costs ~20 us per parallel call (hence combine's serial path).
+# Only a default: it must be set before libgomp loads (Numba loads it lazily), and an
+# explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
@@ -161,13 +164,30 @@ def combine_numba(
     return _combine_kernel(coeffs, basis, out)
 
 
+# How combine() picks, measured on the 2-core dev box with M = 16, P = 5 (a split's 16
+# mutants), timing interval_parts + combine alternately as the search runs them
+# (median us, two quiet runs):
+#
+#       n      combine_numba   combine_blas   same Numba kernel, serial on the caller
+#    16 000        140             122            115-122
+#   160 000       1080-1120       1400-1550      1050-1260
+#   480 000       3130-3530       5250-6260      3860-4260
+#
+# Back to back in isolation BLAS looks competitive (1.03 vs 1.00 ms at n = 480 000), but
+# OpenBLAS threads spin after each call and hold the core the FFT row pool (and
+# onnxruntime) needs next; with another process on the box a BLAS call took 16 ms.
+# Below ~1M outputs the OpenMP hand-off (~20 us with passive waiting) is not repaid,
+# so the same kernel runs serially on the calling thread there.
+_PARALLEL_MIN_OUTPUTS = 1 << 20
+
+
 def combine(coeffs: np.ndarray, basis: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Mutant batch ``coeffs @ basis`` with the implementation that measured fastest.
 
     Parameters
     ----------
     coeffs : np.ndarray
-        float32 ``[M, P]`` weights.
+        float32 ``[M, P]`` weights (usually 0/1).
     basis : np.ndarray
         float32 ``[P, n]`` per-part signals.
     out : np.ndarray, optional
@@ -176,14 +196,15 @@ def combine(coeffs: np.ndarray, basis: np.ndarray, out: np.ndarray | None = None
     Returns
     -------
     np.ndarray
-        float32 ``[M, n]``.
+        float32 ``[M, n]``; zero weights skip their part as in :func:`combine_numba`.
     """
-    return _COMBINE_IMPL(coeffs, basis, out)
-
-
-# Chosen by bench/test_bench_kernels.py and /tmp measurements (2-core AMD EPYC, M=16,
-# P=5); filled in below once measured.
-_COMBINE_IMPL = combine_numba
+    coeffs = np.ascontiguousarray(coeffs, dtype=np.float32)
+    basis = np.ascontiguousarray(basis, dtype=np.float32)
+    out = _check_combine(coeffs, basis, out)
+    if out.size < _PARALLEL_MIN_OUTPUTS:
+        _combine_range(coeffs, basis, out, 0, out.shape[1])
+        return out
+    return _combine_kernel(coeffs, basis, out)
 
 
 # --------------------------------------------------------------------------- masks
