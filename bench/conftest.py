@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 _RESULTS = pytest.StashKey[dict]()
+_RUNS = pytest.StashKey[dict]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -19,6 +20,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RESULTS] = {}
+    config.stash[_RUNS] = {}
+
+
+@pytest.fixture
+def record_run(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Store an end-to-end run's statistics in extra_info and for the summary."""
+
+    def record(benchmark, result) -> None:
+        s = result.stats
+        info = {"model_calls": s.model_calls, "mutants": s.mutants,
+                "seconds_total": s.seconds_total, "seconds_model": s.seconds_model,
+                "share_outside_model": (s.seconds_total - s.seconds_model) / s.seconds_total,
+                "sizes": [e.size for e in result.explanations.values()]}
+        benchmark.extra_info.update(info)
+        request.config.stash[_RUNS][request.node.name] = info
+
+    return record
 
 
 @pytest.fixture
@@ -37,6 +55,7 @@ def record_synth(request: pytest.FixtureRequest) -> Callable[..., None]:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    _print_runs(terminalreporter, config.stash.get(_RUNS, {}))
     results = config.stash.get(_RESULTS, {})
     if not results:
         return
@@ -50,3 +69,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
                 continue
             ratio = f"{rate / naive:8.1f}" if naive else f"{'-':>8}"
             tr.write_line(f"{n:>8}  {method:<9} {rate:>11,.0f}  {ratio}  {planner}")
+
+
+def _print_runs(tr, runs: dict) -> None:
+    if not runs:
+        return
+    tr.section("end-to-end explain runs")
+    tr.write_line(f"{'test':<36} {'calls':>6} {'waveforms':>9} {'total s':>8} {'model s':>8} "
+                  f"{'outside':>8}  sizes (suff/nec/comp)")
+    for name, r in runs.items():
+        tr.write_line(f"{name:<36} {r['model_calls']:>6} {r['mutants']:>9} "
+                      f"{r['seconds_total']:>8.2f} {r['seconds_model']:>8.2f} "
+                      f"{r['share_outside_model']:>8.1%}  {'/'.join(map(str, r['sizes']))}")

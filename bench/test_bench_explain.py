@@ -21,34 +21,24 @@ def model():
     return OnnxModel(reference_model())
 
 
-def _record(benchmark, result):
-    s = result.stats
-    benchmark.extra_info.update(
-        model_calls=s.model_calls, mutants=s.mutants, seconds_total=s.seconds_total,
-        seconds_model=s.seconds_model,
-        share_outside_model=(s.seconds_total - s.seconds_model) / s.seconds_total,
-        sufficient=result.sufficient.size, necessary=result.necessary.size,
-        complete=result.complete.size)
-
-
 @pytest.mark.benchmark(group="explain-30s")
-def test_explain_30_second_clip(benchmark, model):
+def test_explain_30_second_clip(benchmark, model, record_run):
     x, rate = load_audio(LONG, model.sample_rate)
     assert x.shape[0] == 30 * rate
     explain(model, x[: rate], sample_rate=rate, iterations=1, search_limit=15)  # JIT warm-up
     result = benchmark.pedantic(
         lambda: explain(model, x, sample_rate=rate, seed=0, iterations=4, search_limit=600),
         rounds=1, iterations=1)
-    _record(benchmark, result)
+    record_run(benchmark, result)
     assert result.sufficient.verified
 
 
 @pytest.mark.benchmark(group="extraction-search")
 @pytest.mark.parametrize("search", ["bracket", "linear"])
-def test_extraction_search(benchmark, model, search):
+def test_extraction_search(benchmark, model, search, record_run):
     x, rate = load_audio(example_clips()[0], model.sample_rate)
     result = benchmark.pedantic(
         lambda: explain(model, x, sample_rate=rate, seed=0, iterations=4, search_limit=600,
                         search=search, chunk=64),
         rounds=1, iterations=1)
-    _record(benchmark, result)
+    record_run(benchmark, result)
