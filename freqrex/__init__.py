@@ -12,12 +12,15 @@ from freqrex.config import Config
 from freqrex.errors import FreqrexError, FreqrexWarning
 from freqrex.evaluate import evaluate
 from freqrex.explanation import Explanation, Prediction, Result, RunStats
+from freqrex.manipulation import AttackResult, AttackStep, attack
 from freqrex.model import CallableModel, Model, OnnxModel, as_model
 from freqrex.pipeline import explain
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AttackResult",
+    "AttackStep",
     "CallableModel",
     "Config",
     "Explanation",
@@ -29,6 +32,7 @@ __all__ = [
     "Result",
     "RunStats",
     "as_model",
+    "attack",
     "evaluate",
     "explain",
 ]
