@@ -176,6 +176,7 @@ def attack(
     """Change the k most responsible frequencies (or STFT cells) of CLIP: does the class flip?"""
     from freqrex import examples
     from freqrex.manipulation import attack as run_attack
+    from freqrex.pipeline import explain
 
     domains = {"both": ("fft", "stft"), "fft": ("fft",), "stft": ("stft",)}.get(domain)
     if domains is None:
@@ -187,8 +188,6 @@ def attack(
     results = {}
     for name in domains:
         with _progress(quiet) as progress:
-            from freqrex.pipeline import explain
-
             explained = explain(model, clip, sample_rate=sample_rate,
                                 config=config.replace(domain=name), progress=progress)
         results[name] = run_attack(model, result=explained, ks=_ks(ks), mode=mode,
