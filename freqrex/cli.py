@@ -20,6 +20,7 @@ from rich.table import Table
 
 from freqrex.config import Config
 from freqrex.errors import FreqrexError, FreqrexWarning
+from freqrex.folders import check_output_folder, writing_folder
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Causal frequency-space explanations of audio classifiers.")
@@ -133,8 +134,8 @@ def run(
                     freq_range=_freq_range(freq_range), baseline=baseline,
                     target=_target(target), output_activation=activation, search=search,
                     chunk=chunk, complete_tolerance=complete_tolerance)
-    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
-        raise FreqrexError(f"--out {out_dir} exists and is not a folder; choose another path")
+    if out_dir is not None:
+        check_output_folder(out_dir)
     model = _load_model(onnx, sample_rate, labels, activation, batch_size, provider)
     clip = clip if clip is not None else examples.example_clip()
     with _progress(quiet) as progress:
@@ -183,6 +184,8 @@ def attack(
         raise FreqrexError(f"--domain must be fft, stft or both; got {domain!r}")
     config = Config(iterations=iterations, search_limit=search_limit, seed=seed,
                     n_fft=n_fft, hop=hop, batch_size=batch_size, target=_target(target))
+    if out_dir is not None:
+        check_output_folder(out_dir)
     model = _load_model(onnx, sample_rate, labels, "auto", batch_size, provider)
     clip = clip if clip is not None else examples.example_clip()
     results = {}
@@ -211,8 +214,6 @@ def _ks(text: str) -> tuple[int, ...]:
 
 def _save_attacks(results: dict, out_dir: Path) -> None:
     """One folder, written whole: a subfolder per domain with attack.json and the WAVs."""
-    from freqrex.folders import writing_folder
-
     with writing_folder(out_dir) as tmp:
         for name, result in results.items():
             result.save(tmp / name)

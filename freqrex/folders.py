@@ -12,14 +12,20 @@ from pathlib import Path
 from freqrex.errors import FreqrexError
 
 
+def check_output_folder(out_dir: str | os.PathLike) -> Path:
+    """``out_dir`` as a Path, refused when it is an existing file: check before long work."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FreqrexError(f"output path {out} exists and is not a folder; choose another --out")
+    return out
+
+
 @contextmanager
 def writing_folder(out_dir: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of ``out_dir`` to write into; on success it becomes
     ``out_dir`` (replacing an earlier one), on any failure or interrupt it is removed.
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FreqrexError(f"output path {out} exists and is not a folder; choose another --out")
+    out = check_output_folder(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
