@@ -20,7 +20,7 @@ from rich.table import Table
 
 from freqrex.config import Config
 from freqrex.errors import FreqrexError, FreqrexWarning
-from freqrex.folders import check_output_folder, writing_folder
+from freqrex.output.folders import check_output_folder, writing_folder
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Causal frequency-space explanations of audio classifiers.")
@@ -110,7 +110,6 @@ def run(
     n_fft: Annotated[int, typer.Option(help="STFT window (stft domain).")] = DEFAULTS.n_fft,
     hop: Annotated[int, typer.Option(help="STFT hop (stft domain).")] = DEFAULTS.hop,
     freq_range: Annotated[str | None, typer.Option(help="Search only LOW:HIGH Hz.")] = None,
-    baseline: str = DEFAULTS.baseline,
     activation: Annotated[str, typer.Option(
         help="auto, softmax, sigmoid or none.")] = DEFAULTS.output_activation,
     search: Annotated[str, typer.Option(help="bracket or linear.")] = DEFAULTS.search,
@@ -131,7 +130,7 @@ def run(
     config = Config(iterations=iterations, max_depth=max_depth, min_box_size=min_box_size,
                     search_limit=search_limit, confidence_filter=confidence_filter,
                     batch_size=batch_size, seed=seed, domain=domain, n_fft=n_fft, hop=hop,
-                    freq_range=_freq_range(freq_range), baseline=baseline,
+                    freq_range=_freq_range(freq_range),
                     target=_target(target), output_activation=activation, search=search,
                     chunk=chunk, complete_tolerance=complete_tolerance)
     if out_dir is not None:

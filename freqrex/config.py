@@ -1,21 +1,99 @@
-"""One set of parameters, validated once, shared by the CLI, the Python API and the records."""
+"""Every parameter freqrex has, defined and checked here once.
+
+Three frozen dataclasses: :class:`Config` (the search and the extraction),
+:class:`AttackConfig` (the k-coefficient attacks) and :class:`ModelConfig` (how a model
+file is opened). Each field carries its help text, and the command-line options are
+generated from these fields (``freqrex.cli``), so a parameter exists in one place only.
+Messages name parameters (``ks``), never command-line flags.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+import math
+from collections.abc import Callable
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
 
-from freqrex.errors import FreqrexError
+from freqrex.errors import InputError
 
 DOMAINS = ("fft", "stft")
 ACTIVATIONS = ("auto", "softmax", "sigmoid", "none")
 SEARCHES = ("bracket", "linear")
-DISTRIBUTIONS = ("uniform",)
-BASELINES = ("zero",)
+ATTACK_MODES = ("remove", "attenuate")
+PROVIDERS = ("auto", "cpu", "cuda")
+DEFAULT_KS = (1, 2, 5, 10, 20, 50, 100)
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: how every long computation reports how far it is."""
+
+
+def param(default: Any, help: str, *, flag: str | None = None,
+          parse: Callable[[str], Any] | None = None, metavar: str | None = None) -> Any:
+    """A dataclass field with what the command line needs to offer it.
+
+    ``flag`` renames the option (default: the field name with dashes); ``parse`` turns the
+    option's text into the field's value, for fields that are not plain numbers or words.
+    """
+    return field(default=default, metadata={"help": help, "flag": flag, "parse": parse,
+                                            "metavar": metavar})
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    """``"LOW:HIGH"`` (or ``LOW,HIGH``) in Hz."""
+    try:
+        lo, hi = (float(v) for v in text.replace(":", ",").split(","))
+    except ValueError:
+        raise InputError(
+            f"freq_range takes LOW:HIGH in Hz (e.g. 100:4000), got {text!r}") from None
+    return lo, hi
+
+
+def parse_target(text: str) -> int | str:
+    """A class index (digits) or a label."""
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def parse_ints(text: str) -> tuple[int, ...]:
+    """``"1,2,5"``."""
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise InputError(
+            f"ks takes whole numbers separated by commas, got {text!r}") from None
+
+
+def parse_names(text: str) -> tuple[str, ...]:
+    """``"fft,stft"``; ``"both"`` for every domain."""
+    if text.strip() == "both":
+        return DOMAINS
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+class _Checked:
+    """What the three configs share: validation on construction and plain records."""
+
+    def replace(self, **changes: Any) -> Any:
+        """Return a copy with some parameters changed (validated again)."""
+        return replace(self, **changes)  # type: ignore[type-var]
+
+    def to_dict(self) -> dict:
+        """Plain dict for JSON records."""
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]  # type: ignore[arg-type]
+
+    @classmethod
+    def params(cls) -> list[Field]:
+        """The fields, with their help text, in the order the command line shows them."""
+        return list(fields(cls))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
-class Config:
-    """Parameters of an explanation run (names follow METHOD.md).
+class Config(_Checked):
+    """Parameters of an explanation (names follow METHOD.md).
 
     Parameters
     ----------
@@ -24,14 +102,14 @@ class Config:
     max_depth : int
         How many times a box may be split below the root.
     min_box_size : int
-        Smallest child a split may produce, in bins.
+        Smallest child a split may produce, in bins (cells per side for stft).
     search_limit : int
         Model evaluations (mutants) the responsibility search may spend over all iterations.
     confidence_filter : float
         A mutant passes when its class is the target and its target probability is at least
         ``confidence_filter`` times the original's.
     batch_size : int
-        Waveforms per model call.
+        Waveforms per model call; changes how work is batched, never the result.
     seed : int
         Seed of every random choice; the same seed gives the same result, bit for bit.
     domain : str
@@ -40,88 +118,177 @@ class Config:
         STFT window length and hop, in samples (stft domain).
     freq_range : tuple of float, optional
         Limit the search to bins within this Hz range; bins outside are kept as they are.
-    baseline : str
-        What replaces a removed coefficient: ``"zero"``.
     target : int or str, optional
         Class to explain (index or label); the model's top class when omitted.
     output_activation : str
         How model outputs become probabilities: auto, softmax, sigmoid or none.
     search : str
-        Extraction search: ``"bracket"`` (batched geometric bracketing) or ``"linear"``.
+        Extraction search: ``"bracket"`` (batched bracketing) or ``"linear"``.
     chunk : int
         Step, in bins, of the linear extraction search.
     complete_tolerance : float
         The complete set recovers the original confidence to within this (absolute) amount.
-    distribution : str
-        How split points are drawn: ``"uniform"``.
     """
 
-    iterations: int = 10
-    max_depth: int = 12
-    min_box_size: int = 1
-    search_limit: int = 3000
-    confidence_filter: float = 0.5
-    batch_size: int = 32
-    seed: int = 0
-    domain: str = "fft"
-    n_fft: int = 512
-    hop: int = 128
-    freq_range: tuple[float, float] | None = None
-    baseline: str = "zero"
-    target: int | str | None = None
-    output_activation: str = "auto"
-    search: str = "bracket"
-    chunk: int = 64
-    complete_tolerance: float = 0.02
-    distribution: str = "uniform"
+    target: int | str | None = param(
+        None, "Class to explain: label or index (default: the model's top class).",
+        parse=parse_target, metavar="CLASS")
+    domain: str = param("fft", "Feature space: fft (rfft bins) or stft (time-frequency cells).")
+    iterations: int = param(10, "Independent responsibility searches, each with fresh cuts.")
+    max_depth: int = param(12, "How many times a box may be split below the root.")
+    min_box_size: int = param(1, "Smallest box a split may produce, in bins.")
+    search_limit: int = param(3000, "Mutants the responsibility search may evaluate.")
+    confidence_filter: float = param(
+        0.5, "A mutant passes when the target stays on top with at least this share of the "
+        "original confidence.")
+    batch_size: int = param(32, "Waveforms per model call (never changes the result).")
+    seed: int = param(0, "Seed of every random choice: same seed, same result.")
+    n_fft: int = param(512, "STFT window length in samples (stft domain).")
+    hop: int = param(128, "STFT hop in samples (stft domain).")
+    freq_range: tuple[float, float] | None = param(
+        None, "Search only LOW:HIGH Hz; bins outside stay as they are (default: all).",
+        parse=parse_range, metavar="LOW:HIGH")
+    output_activation: str = param(
+        "auto", "How scores become probabilities: auto, softmax, sigmoid or none.",
+        flag="activation")
+    search: str = param("bracket", "Extraction search: bracket or linear.")
+    chunk: int = param(64, "Step of the linear extraction search, in bins.")
+    complete_tolerance: float = param(
+        0.02, "The complete set recovers the original confidence to within this much.")
 
     def __post_init__(self) -> None:
         _positive(self, "iterations", "max_depth", "min_box_size", "search_limit",
                   "batch_size", "chunk", "n_fft", "hop")
         if self.hop > self.n_fft // 2:
-            raise FreqrexError(f"hop ({self.hop}) must be at most n_fft/2 ({self.n_fft // 2}) "
-                               "for the inverse STFT to be exact")
+            raise InputError(f"hop ({self.hop}) must be at most n_fft/2 ({self.n_fft // 2}) "
+                             "for the inverse STFT to be exact")
         _choice(self, "domain", DOMAINS)
         _choice(self, "output_activation", ACTIVATIONS)
         _choice(self, "search", SEARCHES)
-        _choice(self, "distribution", DISTRIBUTIONS)
-        _choice(self, "baseline", BASELINES)
-        if not 0.0 <= self.confidence_filter <= 1.0:
-            raise FreqrexError(
-                f"confidence_filter must be between 0 and 1, got {self.confidence_filter}")
-        if not 0.0 <= self.complete_tolerance < 1.0:
-            raise FreqrexError(
-                f"complete_tolerance must be in [0, 1), got {self.complete_tolerance}")
-        if self.seed < 0:
-            raise FreqrexError(f"seed must be a non-negative integer, got {self.seed}")
+        _unit_interval(self, "confidence_filter", closed=True)
+        _unit_interval(self, "complete_tolerance", closed=False)
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.freq_range is not None:
             lo, hi = (float(v) for v in self.freq_range)
-            if not 0.0 <= lo < hi:
-                raise FreqrexError(
-                    f"freq_range must be two frequencies 0 <= low < high in Hz, got {lo}, {hi}")
+            if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 <= lo < hi):
+                raise InputError("freq_range must be two finite frequencies 0 <= low < high "
+                                 f"in Hz, got {lo:g}, {hi:g}")
             object.__setattr__(self, "freq_range", (lo, hi))
 
-    def replace(self, **changes) -> Config:
-        """Return a copy with some parameters changed (validated again)."""
-        return replace(self, **changes)
 
-    def to_dict(self) -> dict:
-        """Plain dict for JSON records."""
-        return asdict(self)
+@dataclass(frozen=True)
+class AttackConfig(_Checked):
+    """Parameters of the k-coefficient attacks.
 
-    @classmethod
-    def names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
+    Parameters
+    ----------
+    ks : tuple of int
+        Numbers of coefficients to change, most responsible first.
+    mode : str
+        ``"remove"`` sets them to zero; ``"attenuate"`` multiplies them by ``factor``.
+    factor : float
+        Gain kept by attenuated coefficients (``0 <= factor < 1``; remove ignores it).
+    domains : tuple of str
+        Feature spaces the command line attacks (``freqrex attack``, ``freqrex evaluate``).
+    """
+
+    ks: tuple[int, ...] = param(DEFAULT_KS, "Numbers of coefficients to change, e.g. 1,2,5,10.",
+                                parse=parse_ints, metavar="K,K,...")
+    mode: str = param("remove", "remove the coefficients, or attenuate them by --factor.")
+    factor: float = param(0.1, "Gain kept by attenuated coefficients, in [0, 1).")
+    domains: tuple[str, ...] = param(DOMAINS, "Domains to attack: fft, stft or fft,stft.",
+                                     parse=parse_names, metavar="fft,stft")
+
+    def __post_init__(self) -> None:
+        ks = tuple(self.ks) if not isinstance(self.ks, int) else (self.ks,)
+        if not ks or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in ks):
+            raise InputError(f"ks must be positive whole numbers, got {self.ks!r}")
+        object.__setattr__(self, "ks", tuple(sorted(set(ks))))
+        _choice(self, "mode", ATTACK_MODES)
+        if not isinstance(self.factor, (int, float)) or not 0.0 <= self.factor < 1.0:
+            raise InputError(f"factor must be in [0, 1) to attenuate; got {self.factor!r}")
+        names = (self.domains,) if isinstance(self.domains, str) else tuple(self.domains)
+        names = tuple(dict.fromkeys(names))
+        bad = [n for n in names if n not in DOMAINS]
+        if not names or bad:
+            raise InputError(f"domains must be fft, stft or both; got {self.domains!r}")
+        object.__setattr__(self, "domains", names)
+
+    @property
+    def gain(self) -> float:
+        """What a changed coefficient is multiplied by."""
+        return 0.0 if self.mode == "remove" else float(self.factor)
 
 
-def _positive(config: Config, *names: str) -> None:
+@dataclass(frozen=True)
+class ModelConfig(_Checked):
+    """How a model file is opened, for models whose metadata lacks something.
+
+    Parameters
+    ----------
+    sample_rate : int, optional
+        The model's sample rate, when its metadata has none.
+    labels : path, optional
+        Class names: a file with one per line, or a JSON list.
+    provider : str
+        ONNX Runtime execution provider: ``auto`` (CUDA when it really starts), ``cpu``
+        or ``cuda``.
+    threads : int, optional
+        Threads per model call (default: ONNX Runtime's choice, 1 per Dask worker).
+    """
+
+    sample_rate: int | None = param(None, "The model's sample rate in Hz, when its metadata "
+                                    "has none.", metavar="HZ")
+    labels: Path | None = param(None, "Class names, when the model's metadata has none: one "
+                                "per line or a JSON list.", parse=Path, metavar="FILE")
+    provider: str = param("auto", "Execution provider: auto, cpu or cuda.")
+    threads: int | None = param(None, "Threads per model call (default: ONNX Runtime's "
+                                "choice; 1 per Dask worker).", metavar="N")
+
+    def __post_init__(self) -> None:
+        _choice(self, "provider", PROVIDERS)
+        for name in ("sample_rate", "threads"):
+            if getattr(self, name) is not None:
+                _positive(self, name)
+
+
+def positive_int(value: Any, name: str) -> int:
+    """``value`` as an int if it is a positive whole number; an error naming ``name`` if not.
+
+    Integral floats (16000.0, e.g. from JSON or numpy) are accepted; 2.5, "16k" or True
+    are not.
+    """
+    import numbers
+
+    ok = isinstance(value, numbers.Integral) or (
+        isinstance(value, numbers.Real) and math.isfinite(value) and value == int(value))
+    if isinstance(value, bool) or not ok or value <= 0:
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def default_of(f: Field) -> Any:
+    return None if f.default is MISSING else f.default
+
+
+def _positive(config: Any, *names: str) -> None:
     for name in names:
         value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise FreqrexError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(value, int):  # a config holds exact ints, not 16000.0
+            raise InputError(f"{name} must be a positive integer, got {value!r}")
+        positive_int(value, name)
 
 
-def _choice(config: Config, name: str, allowed: tuple[str, ...]) -> None:
+def _choice(config: Any, name: str, allowed: tuple[str, ...]) -> None:
     value = getattr(config, name)
     if value not in allowed:
-        raise FreqrexError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+        raise InputError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _unit_interval(config: Any, name: str, closed: bool) -> None:
+    value = getattr(config, name)
+    ok = isinstance(value, (int, float)) and (0.0 <= value <= 1.0 if closed
+                                              else 0.0 <= value < 1.0)
+    if not ok:
+        raise InputError(f"{name} must be in [0, 1{']' if closed else ')'}, got {value!r}")

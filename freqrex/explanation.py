@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from freqrex.config import Config
-from freqrex.folders import writing_folder
+from freqrex.output.folders import writing_folder
 
 SCHEMA_VERSION = 1
 

@@ -19,7 +19,7 @@ from freqrex.config import Config
 from freqrex.domains import make_domain
 from freqrex.errors import FreqrexError
 from freqrex.explanation import Prediction, Result
-from freqrex.folders import writing_folder
+from freqrex.output.folders import writing_folder
 from freqrex.model import Model, as_model
 
 DEFAULT_KS = (1, 2, 5, 10, 20, 50, 100)
