@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+KINDS = ("sufficient", "necessary", "complete")
+"""The three explanations, in the order they are searched and reported."""
+
 
 @dataclass(frozen=True)
 class Criterion:
