@@ -29,14 +29,16 @@ Progress = Callable[[str, int, int], None]
 
 
 def param(default: Any, help: str, *, flag: str | None = None,
-          parse: Callable[[str], Any] | None = None, metavar: str | None = None) -> Any:
+          aliases: tuple[str, ...] = (), parse: Callable[[str], Any] | None = None,
+          metavar: str | None = None) -> Any:
     """A dataclass field with what the command line needs to offer it.
 
-    ``flag`` renames the option (default: the field name with dashes); ``parse`` turns the
-    option's text into the field's value, for fields that are not plain numbers or words.
+    ``flag`` renames the option (default: the field name with dashes) and ``aliases`` adds
+    other names; ``parse`` turns the option's text into the field's value, for fields that
+    are not plain numbers or words.
     """
-    return field(default=default, metadata={"help": help, "flag": flag, "parse": parse,
-                                            "metavar": metavar})
+    return field(default=default, metadata={"help": help, "flag": flag, "aliases": aliases,
+                                            "parse": parse, "metavar": metavar})
 
 
 def parse_range(text: str) -> tuple[float, float]:
@@ -195,10 +197,11 @@ class AttackConfig(_Checked):
 
     ks: tuple[int, ...] = param(DEFAULT_KS, "Numbers of coefficients to change, e.g. 1,2,5,10.",
                                 parse=parse_ints, metavar="K,K,...")
-    mode: str = param("remove", "remove the coefficients, or attenuate them by --factor.")
+    mode: str = param("remove", "remove the coefficients, or attenuate them by factor.")
     factor: float = param(0.1, "Gain kept by attenuated coefficients, in [0, 1).")
-    domains: tuple[str, ...] = param(DOMAINS, "Domains to attack: fft, stft or fft,stft.",
-                                     parse=parse_names, metavar="fft,stft")
+    domains: tuple[str, ...] = param(
+        DOMAINS, "Domains to attack: fft, stft, or fft,stft (also: both).", aliases=("domain",),
+        parse=parse_names, metavar="fft,stft")
 
     def __post_init__(self) -> None:
         ks = tuple(self.ks) if not isinstance(self.ks, int) else (self.ks,)
@@ -262,10 +265,10 @@ def positive_int(value: Any, name: str) -> int:
     import numbers
 
     ok = isinstance(value, numbers.Integral) or (
-        isinstance(value, numbers.Real) and math.isfinite(value) and value == int(value))
+        isinstance(value, numbers.Real) and math.isfinite(value) and value == math.floor(value))
     if isinstance(value, bool) or not ok or value <= 0:
         raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return math.floor(value)
 
 
 def default_of(f: Field) -> Any:

@@ -11,32 +11,67 @@ sums them, instead of one inverse transform per mutant.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
 import numpy as np
 
 from freqrex import _kernels as kernels
 from freqrex._kernels import stft as stft_kernels
 from freqrex.boxes import Box, Interval, Rect, flat_features
-from freqrex.errors import FreqrexError
+from freqrex.errors import InputError
 
 
-class Domain:
-    """What the search needs of a feature space: boxes in, waveforms out.
+@runtime_checkable
+class Domain(Protocol):
+    """What the search, the extraction, the attacks and the figures need of a feature space.
 
-    Attributes
-    ----------
-    x : np.ndarray
-        The clip (float32).
-    shape : tuple of int
-        Shape of the per-feature arrays (responsibility, magnitude).
-    root : Box
-        The box the search starts from (all features, or those in ``freq_range``).
-    fixed : np.ndarray
-        Signal of the features outside the root: part of every mutant.
+    The domain is the only door to mutant synthesis: code outside it never calls a
+    kernel. A mutant is named by the features it keeps; the domain turns it into a
+    waveform, always including the ``fixed`` signal of the features outside the root.
     """
+
+    name: str
+    x: np.ndarray               # the clip, float32 [n]
+    n: int
+    sample_rate: int
+    shape: tuple[int, ...]      # of the per-feature arrays (responsibility, magnitude)
+    root: Box                   # where the search starts: all features, or freq_range
+    fixed: np.ndarray           # signal of the features outside the root, float32 [n]
+
+    @property
+    def n_features(self) -> int: ...
+
+    def candidates(self) -> np.ndarray: ...
+
+    def magnitude(self) -> np.ndarray: ...
+
+    def power_weights(self) -> np.ndarray: ...
+
+    def mutants(self, context: Sequence[Box], children: Sequence[Box], masks: np.ndarray,
+                out: np.ndarray | None = None) -> np.ndarray: ...
+
+    def keep(self, feature_sets: list[np.ndarray]) -> np.ndarray: ...
+
+    def keep_top(self, ranking: np.ndarray, ks: np.ndarray) -> np.ndarray: ...
+
+    def remove(self, kept: np.ndarray) -> np.ndarray: ...
+
+    def energy_share(self, features: np.ndarray) -> float: ...
+
+    def hz_ranges(self, features: np.ndarray) -> list[tuple[float, float]]: ...
+
+    def time_ranges(self, features: np.ndarray) -> list[tuple[float, float]]: ...
+
+
+class _Spectral:
+    """What the fft and stft domains share; each adds its transform."""
 
     name: str
     shape: tuple[int, ...]
     root: Box
+    fixed: np.ndarray
+    _row_hz: float
 
     def __init__(self, x: np.ndarray, sample_rate: int) -> None:
         self.x = np.ascontiguousarray(x, dtype=np.float32)
@@ -59,7 +94,38 @@ class Domain:
             return np.zeros(self.n, dtype=np.float32)
         return self._signals([outside])[0]
 
-    # what the search calls -----------------------------------------------------------
+    # mutants -------------------------------------------------------------------------
+    def mutants(self, context: Sequence[Box], children: Sequence[Box], masks: np.ndarray,
+                out: np.ndarray | None = None) -> np.ndarray:
+        """Mutants keeping ``context`` plus the subsets ``masks`` of ``children``.
+
+        Parameters
+        ----------
+        context : sequence of Box
+            Boxes kept in every mutant (with the fixed features).
+        children : sequence of Box
+            The parts of the box being refined.
+        masks : np.ndarray
+            int64 ``[M]``; bit ``i`` of a mask keeps ``children[i]``.
+        out : np.ndarray, optional
+            float32 ``[M, n]`` C-contiguous destination.
+
+        Returns
+        -------
+        np.ndarray
+            float32 ``[M, n]``. By linearity each mutant is a 0/1 sum of the context's
+            signal and the children's: a few inverse transforms per split, not one per
+            mutant.
+        """
+        basis = np.empty((len(children) + 1, self.n), dtype=np.float32)
+        basis[1:] = self.part_signals([[c] for c in children])
+        basis[0] = self.fixed
+        if context:
+            basis[0] += self.part_signals([list(context)])[0]
+        bits = (masks[:, None] >> np.arange(len(children))[None, :]) & 1
+        weights = np.hstack([np.ones((len(masks), 1)), bits]).astype(np.float32)
+        return kernels.combine(weights, basis, out=out)
+
     def part_signals(self, parts: list[list[Box]]) -> np.ndarray:
         """Signal of each part (a union of boxes), float32 ``[P, n]``, without the fixed part."""
         return self._signals([flat_features(p, self.shape) for p in parts])
@@ -111,10 +177,8 @@ class Domain:
     def _rows(self, features: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    _row_hz: float
 
-
-class FFTDomain(Domain):
+class FFTDomain(_Spectral):
     """The rfft bins of one clip.
 
     Parameters
@@ -152,8 +216,9 @@ class FFTDomain(Domain):
         return _onesided(self.n) * np.abs(self.spectrum) ** 2
 
     def part_signals(self, parts: list[list[Box]]) -> np.ndarray:
-        if all(len(p) == 1 for p in parts):  # single intervals: the fast path
-            bounds = np.array([[p[0].lo, p[0].hi] for p in parts], dtype=np.int64)
+        intervals = [p[0] for p in parts if len(p) == 1 and isinstance(p[0], Interval)]
+        if len(intervals) == len(parts):  # single intervals: the fast path
+            bounds = np.array([[b.lo, b.hi] for b in intervals], dtype=np.int64)
             return kernels.interval_parts(self._spectrum64, bounds, self.n)
         return super().part_signals(parts)
 
@@ -167,7 +232,7 @@ class FFTDomain(Domain):
         return np.asarray(features)
 
 
-class STFTDomain(Domain):
+class STFTDomain(_Spectral):
     """The cells of a Hann-window STFT of one clip.
 
     Parameters
@@ -188,8 +253,8 @@ class STFTDomain(Domain):
                  freq_range: tuple[float, float] | None = None) -> None:
         super().__init__(x, sample_rate)
         if self.n < n_fft:
-            raise FreqrexError(f"the clip ({self.n} samples) is shorter than one STFT window "
-                               f"(n_fft={n_fft}); use a smaller --n-fft or the fft domain")
+            raise InputError(f"the clip ({self.n} samples) is shorter than one STFT window "
+                               f"(n_fft={n_fft}); use a smaller n_fft or the fft domain")
         self.n_fft, self.hop = int(n_fft), int(hop)
         self.coefficients = stft_kernels.stft(self.x, self.n_fft, self.hop)
         self._coefficients64 = self.coefficients.astype(np.complex64)
@@ -207,9 +272,9 @@ class STFTDomain(Domain):
         return _onesided(self.n_fft)[:, None] * np.abs(self.coefficients) ** 2
 
     def part_signals(self, parts: list[list[Box]]) -> np.ndarray:
-        if all(len(p) == 1 for p in parts):  # single rectangles: the fast path
-            bounds = np.array([[p[0].f0, p[0].f1, p[0].t0, p[0].t1] for p in parts],
-                              dtype=np.int64)
+        rects = [p[0] for p in parts if len(p) == 1 and isinstance(p[0], Rect)]
+        if len(rects) == len(parts):  # single rectangles: the fast path
+            bounds = np.array([[r.f0, r.f1, r.t0, r.t1] for r in rects], dtype=np.int64)
             return stft_kernels.istft_boxes(self._coefficients64, bounds, self.n_fft, self.hop,
                                        self.n)
         return super().part_signals(parts)
@@ -257,7 +322,7 @@ def _row_range(rows: int, row_hz: float,
     hz = np.arange(rows) * row_hz
     inside = np.flatnonzero((hz >= lo_hz) & (hz <= hi_hz))
     if inside.size == 0:
-        raise FreqrexError(
+        raise InputError(
             f"freq_range {lo_hz:g}-{hi_hz:g} Hz holds no frequency bin of this clip "
             f"(bins are {row_hz:.3g} Hz apart up to {hz[-1]:g} Hz); widen it")
     return int(inside[0]), int(inside[-1]) + 1

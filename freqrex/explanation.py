@@ -1,20 +1,24 @@
 """What an explanation run returns: the responsibility map, three bin sets, run statistics.
 
-Results know how to become JSON and how to save themselves (JSON, NumPy map, WAV files
-and the figure) into a folder that appears whole or not at all.
+Results are plain data. They become JSON documents here; writing and drawing them is
+``freqrex.output``'s job (``save`` and ``plot`` are conveniences that call it).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from freqrex.config import Config
-from freqrex.output.folders import writing_folder
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from freqrex.domains import Domain
 
 SCHEMA_VERSION = 1
 
@@ -107,6 +111,9 @@ class Result:
         explanation is a prefix of it.
     explanations : dict
         ``"sufficient"``, ``"necessary"``, ``"complete"`` -> :class:`Explanation`.
+    domain : Domain
+        The clip's feature space (transform, geometry, mutant synthesis), kept so that
+        attacks and figures reuse it instead of transforming the clip again.
     """
 
     audio: np.ndarray
@@ -119,6 +126,7 @@ class Result:
     explanations: dict[str, Explanation]
     stats: RunStats
     config: Config
+    domain: Domain = field(repr=False, compare=False)
     model_info: dict = field(default_factory=dict)
     source: str | None = None
 
@@ -179,26 +187,24 @@ class Result:
         return out
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        """The result document as strict JSON."""
+        from freqrex.output.files import to_json
+
+        return to_json(self.to_dict(), indent=indent)
 
     def save(self, out_dir: str | os.PathLike, figure: bool = True) -> Path:
-        """Write the result files into ``out_dir`` (made or replaced as a whole).
+        """Write the result files into ``out_dir`` (see :func:`freqrex.output.files.save_result`).
 
         Files: ``explanation.json``, ``responsibility.npy``, ``<kind>.wav`` for each
-        explanation found (32-bit float), and ``explanation.png`` when ``figure`` is set.
-        Everything is written to a temporary sibling folder first and moved into place
-        only when complete, so an interrupted save leaves no partial folder.
+        explanation found (32-bit float), and ``explanation.png`` when ``figure`` is set;
+        the folder appears whole or not at all.
         """
-        from freqrex.audio import write_wav  # audio I/O stays at the edges
+        from freqrex.output.files import save_result
 
-        with writing_folder(out_dir) as tmp:
-            (tmp / "explanation.json").write_text(self.to_json())
-            np.save(tmp / "responsibility.npy", self.responsibility)
-            for kind, e in self.explanations.items():
-                if e.found and e.audio is not None:
-                    write_wav(tmp / f"{kind}.wav", e.audio, self.sample_rate)
-            if figure:
-                from freqrex.plots import plot_result
+        return save_result(self, out_dir, figure=figure)
 
-                plot_result(self, tmp / "explanation.png")
-        return Path(out_dir)
+    def plot(self, fig: Any = None) -> Figure:
+        """The explanation figure (a new :class:`matplotlib.figure.Figure`, or drawn into ``fig``)."""
+        from freqrex.output.figures import plot_result
+
+        return plot_result(self, fig=fig)

@@ -7,7 +7,7 @@ flipped, to what, and how large the change was (SNR in dB, coefficients touched)
 
 from __future__ import annotations
 
-import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,15 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from freqrex.config import Config
-from freqrex.domains import make_domain
-from freqrex.errors import FreqrexError
+from freqrex.config import AttackConfig, Config
+from freqrex.errors import InputError
 from freqrex.explanation import Prediction, Result
-from freqrex.output.folders import writing_folder
 from freqrex.model import Model, as_model
-
-DEFAULT_KS = (1, 2, 5, 10, 20, 50, 100)
-MODES = ("remove", "attenuate")
+from freqrex.pipeline import explain
 
 
 @dataclass
@@ -41,7 +37,7 @@ class AttackStep:
     def to_dict(self) -> dict:
         return {"k": self.k, "touched": self.touched, "within_necessary": self.within_necessary,
                 "flipped": self.flipped, "prediction": self.prediction.to_dict(),
-                "snr_db": self.snr_db}
+                "snr_db": self.snr_db if math.isfinite(self.snr_db) else None}
 
 
 @dataclass
@@ -74,15 +70,9 @@ class AttackResult:
 
     def save(self, out_dir: str | os.PathLike) -> Path:
         """Write ``attack.json`` and each flipping clip as ``<domain>_k<k>.wav`` (float32)."""
-        from freqrex.audio import write_wav
+        from freqrex.output.files import save_attack
 
-        with writing_folder(out_dir) as tmp:
-            (tmp / "attack.json").write_text(json.dumps(self.to_dict(), indent=2))
-            for step in self.steps:
-                if step.flipped:
-                    write_wav(tmp / f"{self.domain}_k{step.k}.wav", step.audio,
-                              self.sample_rate)
-        return Path(out_dir)
+        return save_attack(self, out_dir)
 
 
 def snr_db(x: np.ndarray, changed: np.ndarray) -> float:
@@ -93,8 +83,8 @@ def snr_db(x: np.ndarray, changed: np.ndarray) -> float:
 
 
 def attack(model: Any, audio: Any = None, *, result: Result | None = None,
-           domain: str | None = None, ks: tuple[int, ...] = DEFAULT_KS, mode: str = "remove",
-           factor: float = 0.0, sample_rate: int | None = None, config: Config | None = None,
+           domain: str | None = None, attack_config: AttackConfig | None = None,
+           sample_rate: int | None = None, config: Config | None = None,
            **params: Any) -> AttackResult:
     """Change the k most responsible coefficients of a clip and see whether the class flips.
 
@@ -110,22 +100,22 @@ def attack(model: Any, audio: Any = None, *, result: Result | None = None,
     domain : str, optional
         ``"fft"`` (rfft bins) or ``"stft"`` (time-frequency cells); defaults to the
         domain of ``result`` or of ``config``.
-    ks : tuple of int
-        Numbers of coefficients to change, most responsible first.
-    mode : str
-        ``"remove"`` sets them to zero; ``"attenuate"`` multiplies them by ``factor``.
-    factor : float
-        Gain kept by attenuated coefficients (0 <= factor < 1).
+    attack_config : AttackConfig, optional
+        ``ks``, ``mode`` and ``factor``; keyword arguments of those names override it.
+    **params
+        :class:`AttackConfig` fields (``ks=(1, 5)``, ``mode="attenuate"``,
+        ``factor=0.5``) and :class:`Config` fields for the explanation.
 
     Returns
     -------
     AttackResult
-    """
-    from freqrex.pipeline import explain
 
-    gain = _gain(mode, factor)
-    if not ks or any(int(k) < 1 for k in ks):
-        raise FreqrexError(f"--ks must be positive integers, got {ks}")
+    Examples
+    --------
+    >>> a = freqrex.attack("model.onnx", "clip.wav", ks=(1, 2, 5))
+    >>> a.first_flip.k if a.first_flip else None
+    """
+    attack_config, params = _split_params(attack_config or AttackConfig(), params)
     model = model if isinstance(model, Model) else as_model(model)
     config = config or (result.config if result is not None else Config())
     if domain is not None:
@@ -137,25 +127,23 @@ def attack(model: Any, audio: Any = None, *, result: Result | None = None,
             audio = result.audio if result is not None else None
             sample_rate = result.sample_rate if result is not None else sample_rate
         if audio is None:
-            raise FreqrexError("attack needs the audio or an explanation result")
+            raise InputError("attack needs the audio or an explanation result")
         result = explain(model, audio, sample_rate=sample_rate, config=config)
-    return _attack(model, result, sorted({int(k) for k in ks}), mode, gain)
+    return _attack(model, result, attack_config)
 
 
-def _gain(mode: str, factor: float) -> float:
-    if mode not in MODES:
-        raise FreqrexError(f"attack mode must be remove or attenuate; got {mode!r}")
-    gain = 0.0 if mode == "remove" else float(factor)
-    if not 0.0 <= gain < 1.0:
-        raise FreqrexError(f"--factor must be in [0, 1) to attenuate; got {factor}")
-    return gain
+def _split_params(attack_config: AttackConfig,
+                  params: dict[str, Any]) -> tuple[AttackConfig, dict[str, Any]]:
+    """Route keyword arguments to the attack's config or the explanation's."""
+    own = {k: params.pop(k) for k in list(params) if k in AttackConfig.names()}
+    unknown = [k for k in params if k not in Config.names()]
+    if unknown:
+        raise InputError(f"attack got unknown parameters: {', '.join(sorted(unknown))}")
+    return (attack_config.replace(**own) if own else attack_config), params
 
 
-def _attack(model: Model, result: Result, ks: list[int], mode: str,
-            gain: float) -> AttackResult:
-    c = result.config
-    domain = make_domain(result.audio, result.sample_rate, c.domain, c.n_fft, c.hop,
-                         c.freq_range)
+def _attack(model: Model, result: Result, settings: AttackConfig) -> AttackResult:
+    domain, ks, gain = result.domain, list(settings.ks), settings.gain
     x = domain.x
     ranking = result.ranking
     # Linearity again: the clip minus (1 - gain) times the signal of the top-k coefficients.
@@ -173,5 +161,5 @@ def _attack(model: Model, result: Result, ks: list[int], mode: str,
             prediction=Prediction(top_class, model.label(top_class), float(p[top_class]),
                                   float(p[result.target])),
             snr_db=snr_db(x, wave), audio=wave))
-    return AttackResult(c.domain, mode, gain, result.target, result.target_label,
-                        result.sample_rate, steps)
+    return AttackResult(result.config.domain, settings.mode, gain, result.target,
+                        result.target_label, result.sample_rate, steps)

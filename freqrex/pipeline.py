@@ -10,16 +10,14 @@ from typing import Any
 import numpy as np
 
 from freqrex import audio as audio_io
-from freqrex.config import Config
+from freqrex.config import Config, Progress
 from freqrex.criterion import Criterion
 from freqrex.domains import Domain, make_domain
-from freqrex.errors import FreqrexError
+from freqrex.errors import InputError
 from freqrex.explanation import Explanation, Prediction, Result, RunStats
 from freqrex.extraction import Extracted, extract, rank_bins
 from freqrex.model import Model, as_model
 from freqrex.responsibility import responsibility_map
-
-Progress = Callable[[str, int, int], None]
 
 
 def explain(model: Any, audio: str | os.PathLike | np.ndarray, *,
@@ -94,8 +92,8 @@ def explain(model: Any, audio: str | os.PathLike | np.ndarray, *,
     return Result(audio=x, sample_rate=rate, target=target, target_label=model.label(target),
                   prediction=_prediction(original, model, target),
                   responsibility=responsibility, ranking=ranking, explanations=explanations,
-                  stats=stats,
-                  config=config, model_info=_model_info(model), source=source)
+                  stats=stats, config=config, domain=domain, model_info=_model_info(model),
+                  source=source)
 
 
 def _prepare_audio(audio: Any, model: Model,
@@ -104,15 +102,17 @@ def _prepare_audio(audio: Any, model: Model,
     rate = model.sample_rate or sample_rate
     if isinstance(audio, (str, os.PathLike)):
         if rate is None:
-            raise FreqrexError("the model declares no sample rate; pass --sample-rate "
-                               "(sample_rate=...) with the rate it expects")
-        x, rate = audio_io.load_audio(audio, rate)
-        source = str(audio)
+            raise InputError("the model declares no sample rate; give the rate it expects "
+                             "as sample_rate")
+        x, loaded = audio_io.load_audio(audio, rate)
+        rate, source = loaded, str(audio)
     else:
         x = audio_io.check_waveform(audio)
         if sample_rate is None:
-            raise FreqrexError("a waveform array needs its sample_rate; pass sample_rate=...")
-        if rate != sample_rate:
+            raise InputError("a waveform array needs its sample_rate; pass sample_rate=...")
+        if rate is None:
+            rate = sample_rate
+        elif rate != sample_rate:
             x = audio_io.resample(x, sample_rate, rate)
         source = None
     if model.input_length is not None:
@@ -133,6 +133,7 @@ def _explanation(found: Extracted, ranking: np.ndarray, domain: Domain, model: M
     bins = np.sort(ranking[:found.k])
     removed = (_prediction(found.removed_probabilities, model, target)
                if found.removed_probabilities is not None else None)
+    assert found.probabilities is not None  # a found set has been evaluated
     return Explanation(
         kind=found.kind, found=True, bins=bins, verified=found.verified,
         share_bins=found.k / domain.n_features, share_energy=domain.energy_share(bins),
@@ -144,4 +145,4 @@ def _explanation(found: Extracted, ranking: np.ndarray, domain: Domain, model: M
 def _model_info(model: Model) -> dict:
     return {"provider": model.provider, "activation": model.activation,
             "sample_rate": model.sample_rate, "labels": model.labels,
-            "source": str(model.path) if getattr(model, "path", None) else None}
+            "source": model.source}

@@ -21,13 +21,10 @@ from itertools import count
 
 import numpy as np
 
-from freqrex import _kernels as kernels
 from freqrex.boxes import Box, split
 from freqrex.config import Config
 from freqrex.criterion import Criterion
 from freqrex.domains import Domain
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -60,7 +57,6 @@ class _Split:
     node: _Node
     children: list[Box]
     masks: np.ndarray        # which subsets of children each mutant keeps (bit i = child i)
-    basis: np.ndarray        # row 0: context (+ fixed bins), rows 1..: the children
     full_passes: bool
     passed: np.ndarray | None = None
 
@@ -75,12 +71,13 @@ class SearchStats:
 
 def responsibility_map(domain: Domain, criterion: Criterion, config: Config,
                        original_passes: bool = True,
-                       progress: Progress | None = None) -> tuple[np.ndarray, SearchStats]:
+                       progress: Callable[[int, int], None] | None = None,
+                       ) -> tuple[np.ndarray, SearchStats]:
     """Sum of the responsibility maps of ``config.iterations`` searches.
 
     Parameters
     ----------
-    domain : FFTDomain
+    domain : Domain
         The clip's feature space.
     criterion : Criterion
         Decides which mutants pass.
@@ -137,7 +134,7 @@ def _next_split(it: _Iteration, domain: Domain, config: Config,
             return None
         it.spent += len(masks)
         is_root = node.depth == 0
-        return _Split(it, node, children, masks, _basis(domain, node, children),
+        return _Split(it, node, children, masks,
                       full_passes=original_passes if is_root else True)
     return None
 
@@ -146,15 +143,6 @@ def _subset_masks(m: int, with_empty: bool) -> np.ndarray:
     """Every proper subset of m children; the empty one only when a context stands alone."""
     first = 0 if with_empty else 1
     return np.arange(first, (1 << m) - 1, dtype=np.int64)
-
-
-def _basis(domain: Domain, node: _Node, children: list[Box]) -> np.ndarray:
-    basis = np.empty((len(children) + 1, domain.n), dtype=np.float32)
-    basis[1:] = domain.part_signals([[c] for c in children])
-    basis[0] = domain.fixed
-    if node.context:
-        basis[0] += domain.part_signals([list(node.context)])[0]
-    return basis
 
 
 def _evaluate(splits: list[_Split], domain: Domain, criterion: Criterion,
@@ -178,20 +166,13 @@ def _evaluate_group(group: list[_Split], domain: Domain, criterion: Criterion) -
     mutants = np.empty((sum(sizes), domain.n), dtype=np.float32)
     start = 0
     for s, size in zip(group, sizes):
-        coeffs = _coefficients(s.masks, len(s.children))
-        kernels.combine(coeffs, s.basis, out=mutants[start:start + size])
+        domain.mutants(s.node.context, s.children, s.masks, out=mutants[start:start + size])
         start += size
     passed = criterion.test(mutants)
     start = 0
     for s, size in zip(group, sizes):
         s.passed = passed[start:start + size]
         start += size
-
-
-def _coefficients(masks: np.ndarray, m: int) -> np.ndarray:
-    """0/1 weights of [context, child 0, ..., child m-1] for each subset mask."""
-    bits = (masks[:, None] >> np.arange(m)[None, :]) & 1
-    return np.hstack([np.ones((len(masks), 1)), bits]).astype(np.float32)
 
 
 def _credit(s: _Split, responsibility: np.ndarray) -> None:

@@ -22,9 +22,24 @@ from typer.testing import CliRunner
 
 from freqrex import FreqrexError
 from freqrex.cli import app
-from freqrex.evaluate import evaluate, find_clips, worker_state
-from freqrex.report import summarize
-from freqrex.store import Store
+from freqrex.config import AttackConfig, ModelConfig
+from freqrex.criterion import KINDS
+from freqrex.errors import InputError, OutputError
+from freqrex.evaluation import (
+    AttackRecord,
+    ClipRecord,
+    DomainRecord,
+    SetRecord,
+    Store,
+    error_record,
+    evaluate,
+    find_clips,
+    summarize,
+    to_markdown,
+    worker_state,
+)
+from freqrex.evaluation.store import ATTACK_FIELDS, CLIP_FIELDS
+from freqrex.output.evaluation import flip_rate_figure, sizes_figure, write_report
 
 N = 8192
 FAST = {"iterations": 2, "search_limit": 150, "seed": 1}
@@ -72,7 +87,7 @@ def serial(model, tmp_path_factory):
     (d / ".hidden.wav").write_bytes(b"")
     db = d.parent / "serial.sqlite"
     # one ONNX Runtime thread, as Dask workers use: then even float outputs match exactly
-    return run(model, d, db, threads=1), d, db
+    return run(model, d, db, options=ModelConfig(threads=1)), d, db
 
 
 def test_clips_are_found_sorted_by_relative_path(serial):
@@ -166,7 +181,7 @@ def test_internal_errors_are_retried_and_clip_errors_on_request(model, tmp_path,
     def bug(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(sys.modules["freqrex.evaluate"], "_run_domain", bug)
+    monkeypatch.setattr(sys.modules["freqrex.evaluation.task"], "_run_domain", bug)
     assert run(model, data, db, domains=("fft",)).errors == 3
     with Store(db) as store:
         assert all(c["error"].startswith("internal error: RuntimeError: a bug at")
@@ -326,3 +341,110 @@ def test_onnx_model_threads_option(model):
     np.testing.assert_array_equal(OnnxModel(model, threads=1)(x), OnnxModel(model, threads=2)(x))
     with pytest.raises(FreqrexError, match="threads must be a positive integer"):
         OnnxModel(model, threads=0)
+
+
+# -- the records and the store, without a model ---------------------------------------------
+
+# The v1 ``clips`` columns, in order: a database made before the records became dataclasses
+# must still open and resume.
+V1_CLIP_COLUMNS = (
+    "clip status error retry warnings target label confidence sample_rate n_samples n_bins "
+    + " ".join(f"{d}_{name}" for d in ("fft", "stft") for name in (
+        ["n_features", "model_calls", "seconds", "seconds_model"]
+        + [f"{kind}_{f}" for kind in ("sufficient", "necessary", "complete")
+           for f in ("found", "verified", "size", "share", "energy")]))
+    + " model_calls seconds seconds_model worker model_loads finished").split()
+V1_ATTACK_COLUMNS = ("clip domain k touched within_necessary flipped class_index label "
+                     "confidence target_confidence snr_db").split()
+
+
+def a_record(clip="x.wav", snr=3.5):
+    sets = {kind: SetRecord(found=True, verified=kind != "complete", size=3 + i, share=0.25,
+                            energy=0.5) for i, kind in enumerate(KINDS)}
+    domain = DomainRecord(n_features=12, model_calls=40, seconds=0.5, seconds_model=0.25, sets=sets)
+    steps = tuple(AttackRecord(clip=clip, domain="fft", k=k, touched=k, within_necessary=True,
+                               flipped=k > 1, class_index=1, label="b", confidence=0.6,
+                               target_confidence=0.3, snr_db=snr) for k in (1, 5))
+    return ClipRecord(clip=clip, warnings=("padded", "resampled"), target=0, label="a",
+                      confidence=0.9, sample_rate=SR, n_samples=22, n_bins=12, model_calls=40,
+                      domains={"fft": domain}, seconds=1.0, seconds_model=0.25, worker="h:1",
+                      model_loads=1, finished=2.0, attacks=steps)
+
+
+def test_records_are_plain_data_and_round_trip_through_pickle_and_the_v1_store(tmp_path):
+    import pickle
+
+    assert CLIP_FIELDS == V1_CLIP_COLUMNS and ATTACK_FIELDS == V1_ATTACK_COLUMNS
+    record = a_record(snr=float("nan"))
+    assert repr(pickle.loads(pickle.dumps(record))) == repr(record)  # NaN != NaN
+    with Store(tmp_path / "r.sqlite", settings={"seed": 0}) as store:
+        assert store.write(record) and not store.write(record)  # the first copy stands
+        (row,), attacks = store.clips(), store.attacks()
+    assert row["warnings"] == "padded\nresampled" and row["retry"] == 0
+    assert row["fft_necessary_size"] == 4 and row["fft_complete_verified"] == 0
+    assert row["stft_n_features"] is None and row["fft_seconds_model"] == 0.25
+    assert [(a["k"], a["flipped"], a["snr_db"]) for a in attacks] == [(1, 0, None), (5, 1, None)]
+    # an error row has no results; it is retried only when it was not the clip's fault
+    with Store(tmp_path / "r.sqlite") as store:
+        store.write(error_record("bug.wav", "internal error", retry=True))
+        store.write(error_record("bad.wav", "unreadable"))
+        assert store.done_clips() == {"x.wav", "bad.wav"}
+        assert store.error_clips(retry_only=True) == {"bug.wav"}
+        bad = [c for c in store.clips() if c["clip"] == "bad.wav"][0]
+    assert (bad["status"], bad["warnings"], bad["fft_sufficient_found"]) == ("error", None, None)
+
+
+def test_params_go_to_the_config_or_the_attack_and_unknown_ones_are_named(model, tmp_path):
+    data, db = write_clips(tmp_path / "data", [0]), tmp_path / "p.sqlite"
+    with pytest.raises(InputError, match=r"unknown parameter\(s\) colour, speed;"):
+        run(model, data, db, colour=1, speed=2)
+    with pytest.raises(InputError, match=r"threads \(model options go in options="):
+        run(model, data, db, threads=1)
+    with pytest.raises(InputError, match="ks must be positive whole numbers"):
+        evaluate(model, data, db, workers=0, ks=(0,))
+    with pytest.raises(InputError, match="iterations must be a positive integer"):
+        run(model, data, db, iterations=0)
+    with pytest.raises(InputError, match="workers must be 0"):
+        run(model, data, db, workers=-1)
+    assert not db.exists()  # nothing is created before the parameters are checked
+
+
+def test_progress_and_on_clip_report_each_stored_clip(model, tmp_path):
+    data, db = write_clips(tmp_path / "data", range(2)), tmp_path / "g.sqlite"
+    run(model, data, db, attack=AttackConfig(ks=KS, domains=("fft",)))
+    write_clips(data, [2])
+    calls = []
+    ev = evaluate(model, data, db, workers=0, attack=AttackConfig(ks=KS, domains=("fft",)),
+                  progress=lambda *a: calls.append(a), on_clip=calls.append, **FAST)
+    assert calls[:2] == [("clips", 2, 3), ("clips", 3, 3)] and ev.processed == 1
+    assert type(calls[2]) is ClipRecord and calls[2].clip == "b/clip2.wav"
+    assert calls[2].status == "ok" and {a.domain for a in calls[2].attacks} == {"fft"}
+
+
+def test_the_report_files_and_figures(serial, tmp_path):
+    ev, _, _ = serial
+    written = write_report(ev.summary, tmp_path / "r" / "report.md")
+    assert sorted(p.name for p in written if p.stat().st_size) == [
+        "flip_rate.png", "report.csv", "report.md", "sizes.png"]
+    assert (tmp_path / "r" / "report.md").read_text() == to_markdown(ev.summary)
+    fig = sizes_figure(ev.summary)
+    assert len(fig.axes) == 2 and fig.axes[1].get_title() == "stft explanation sizes"
+    lines = {line.get_label(): line for line in flip_rate_figure(ev.summary).axes[0].lines}
+    assert list(lines["paper, fft"].get_ydata()) == pytest.approx([58, 78])
+    assert list(lines["fft (this run)"].get_xdata()) == list(KS)
+    with pytest.raises(OutputError, match="is a directory"):
+        write_report(ev.summary, tmp_path)
+
+
+def test_the_tables_import_no_matplotlib_and_the_figures_no_pyplot():
+    code = """if True:
+        import sys
+        import freqrex.evaluation
+        assert not [m for m in sys.modules if m.startswith(("matplotlib", "distributed"))]
+        from freqrex.evaluation import Summary
+        from freqrex.output.evaluation import flip_rate_figure, sizes_figure
+        s = Summary(db="", run={}, clips=0, ok=0, errors=[], domains=["fft"], ks=[1, 5])
+        flip_rate_figure(s), sizes_figure(s)
+        assert "matplotlib.figure" in sys.modules and "matplotlib.pyplot" not in sys.modules
+    """
+    subprocess.run([sys.executable, "-c", code], check=True)

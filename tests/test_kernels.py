@@ -21,7 +21,10 @@ from hypothesis import strategies as st
 
 import freqrex._kernels as kern
 from freqrex._kernels import fft as kfft
+from freqrex._kernels import pool as kpool
+from freqrex._kernels import rows as krows
 from freqrex._kernels import synth as ksynth
+from freqrex._kernels import wisdom as kwisdom
 
 EPS32 = float(np.finfo(np.float32).eps)
 PROPS = settings(
@@ -347,13 +350,13 @@ def cache_dir(tmp_path, monkeypatch):
 
 
 def test_wisdom_round_trip(cache_dir):
-    kfft._RowPlan(1024, ("FFTW_ESTIMATE",), None)  # make sure there is some wisdom to save
+    krows.RowPlan(1024, ("FFTW_ESTIMATE",), None)  # make sure there is some wisdom to save
     exported = pyfftw.export_wisdom()
     assert kern.save_wisdom()
     path = kern.wisdom_path()
     assert path.parent == cache_dir and path.exists()
     assert not [p for p in os.listdir(cache_dir) if p != path.name]  # no temp leftovers
-    assert kfft._decode_wisdom(path.read_bytes()) == exported
+    assert kwisdom.decode_wisdom(path.read_bytes()) == exported
     pyfftw.forget_wisdom()
     assert kern.load_wisdom()
     # FFTW re-exports the same entries, not necessarily in the same order
@@ -364,16 +367,16 @@ def test_wisdom_round_trip(cache_dir):
 
 def test_measured_wisdom_is_reused(cache_dir, monkeypatch):
     n = 770  # a size nothing else in the suite plans
-    monkeypatch.setattr(kfft, "_plan_cache", kfft.OrderedDict())
+    kpool.forget_plans()
     kern.prepare_plans([n])
     assert kern.wisdom_path().exists()
     pyfftw.forget_wisdom()
     assert kern.load_wisdom()
-    plan = kfft._make_row_plan(n, None, kfft._half_twiddles(n))
+    plan = krows.make_row_plan(n, None, krows.half_twiddles(n))
     assert "FFTW_MEASURE" in plan.fftw.flags
     pyfftw.forget_wisdom()
-    plan = kfft._make_row_plan(
-        n, None, kfft._half_twiddles(n)
+    plan = krows.make_row_plan(
+        n, None, krows.half_twiddles(n)
     )  # no wisdom: cheap ESTIMATE fallback
     assert "FFTW_ESTIMATE" in plan.fftw.flags
 
@@ -383,18 +386,18 @@ def test_measured_wisdom_is_reused(cache_dir, monkeypatch):
     [
         b"",
         b"garbage" * 10,
-        kfft._WISDOM_MAGIC + b"\x03\x00\x00\x00" + b"\xff" * 8,  # absurd length
-        kfft._encode_wisdom([b"a", b"b", b"c"])[:-1],  # truncated
-        kfft._encode_wisdom([b"a", b"b", b"c"]) + b"x",  # trailing bytes
-        kfft._encode_wisdom([b"not wisdom"] * 3),  # well framed, FFTW rejects it
+        kwisdom.MAGIC + b"\x03\x00\x00\x00" + b"\xff" * 8,  # absurd length
+        kwisdom.encode_wisdom([b"a", b"b", b"c"])[:-1],  # truncated
+        kwisdom.encode_wisdom([b"a", b"b", b"c"]) + b"x",  # trailing bytes
+        kwisdom.encode_wisdom([b"not wisdom"] * 3),  # well framed, FFTW rejects it
     ],
 )
 def test_corrupt_wisdom_is_ignored(cache_dir, blob, monkeypatch):
     kern.wisdom_path().write_bytes(blob)
     assert kern.load_wisdom() is False
     # planning still works from scratch afterwards
-    monkeypatch.setattr(kfft, "_plan_cache", kfft.OrderedDict())
-    monkeypatch.setitem(kfft._wisdom_state, "loaded", False)
+    kpool.forget_plans()
+    monkeypatch.setitem(kwisdom._state, "loaded", False)
     X = spectrum(3, 300)
     assert_rows_match(kern.interval_parts(X, np.array([[0, 151]]), 300), X, [np.arange(151)], 300)
 
@@ -405,3 +408,136 @@ def test_unwritable_cache_is_ignored(tmp_path, monkeypatch):
     monkeypatch.setenv("FREQREX_CACHE_DIR", str(blocker / "sub"))  # parent is a file
     assert kern.save_wisdom() is False
     assert kern.load_wisdom() is False
+
+
+# --------------------------------------------------------------------------- threads
+
+
+@pytest.fixture
+def thread_setting(monkeypatch):
+    """A clean thread setting, restored afterwards."""
+    monkeypatch.delenv("FREQREX_THREADS", raising=False)
+    kern.set_threads(None)
+    yield
+    monkeypatch.delenv("FREQREX_THREADS", raising=False)
+    kern.set_threads(None)
+
+
+def test_thread_setting(thread_setting, monkeypatch):
+    assert kern.threads() == kpool.usable_cores()
+    monkeypatch.setenv("FREQREX_THREADS", "3")
+    assert kern.threads() == 3
+    kern.set_threads(2)  # the call wins over the environment
+    assert kern.threads() == 2
+    kern.set_threads(None)
+    assert kern.threads() == 3
+    for bad in (0, -1, True, 1.5, "2"):
+        with pytest.raises(ValueError, match="threads must be a positive integer"):
+            kern.set_threads(bad)
+    monkeypatch.setenv("FREQREX_THREADS", "many")
+    with pytest.raises(ValueError, match="FREQREX_THREADS must be a positive integer"):
+        kern.threads()
+
+
+def test_set_threads_caps_numba_on_every_thread(thread_setting):
+    import threading
+
+    import numba
+
+    limit = numba.config.NUMBA_NUM_THREADS
+    kern.set_threads(1)
+    assert numba.get_num_threads() == 1  # numba is imported: capped at once
+    seen = []
+
+    def other() -> None:  # Numba's setting is per thread: applied before its next kernel
+        kern.combine_numba(np.ones((2, 2), np.float32), np.ones((2, 8), np.float32))
+        seen.append(numba.get_num_threads())
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    worker.join()
+    assert seen == [1]
+    kern.set_threads(limit + 5)  # within numba's limit
+    assert numba.get_num_threads() == limit
+    kern.set_threads(None)
+    assert numba.get_num_threads() == limit
+
+
+def test_results_do_not_depend_on_threads(thread_setting, monkeypatch):
+    from freqrex._kernels import stft as kstft
+
+    monkeypatch.setattr(kfft, "_POOL_MIN_SAMPLES", 0)
+    monkeypatch.setattr(kstft, "_POOL_MIN_FRAMES", 0)
+    n = 6000
+    X = spectrum(9, n)
+    bounds = np.array([[0, 3], [3, 700], [700, 3001], [5, 6]])
+    sets = [np.arange(0, 3001, 2), np.array([1, 2, 3000])]
+    z = kstft.stft(np.random.default_rng(9).standard_normal(n), 256, 64).astype(np.complex64)
+    boxes = np.array([[0, 129, 0, 50], [10, 40, 20, 94]])
+
+    def everything() -> list[np.ndarray]:
+        return [kern.interval_parts(X, bounds, n), kern.bin_set_parts(X, sets, n),
+                kstft.istft_boxes(z, boxes, 256, 64, n)]
+
+    results = []
+    for count in (1, 2, 3):
+        kern.set_threads(count)
+        results.append(everything())
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_one_plan_cache_keeps_the_last_few_per_kernel():
+    kpool.forget_plans()
+    made = []
+
+    def make(key):
+        def build():
+            made.append(key)
+            return key
+
+        return build
+
+    for i in range(kpool.PLAN_LIMIT + 2):
+        kpool.plan(("test-a", i), make(("test-a", i)))
+    kpool.plan(("test-b", 0), make(("test-b", 0)))
+    made.clear()
+    kpool.plan(("test-b", 0), make(("test-b", 0)))  # kernel a's entries did not evict it
+    kpool.plan(("test-a", kpool.PLAN_LIMIT + 1), make("newest"))
+    assert made == []
+    kpool.plan(("test-a", 0), make("evicted"))  # the oldest of kernel a is gone
+    assert made == ["evicted"]
+    # an entry its caller finds too small is replaced
+    assert kpool.plan(("test-b", 0), make("bigger"), fits=lambda v: False) == "bigger"
+    kpool.forget_plans()
+
+
+def test_import_is_light_and_sets_no_environment():
+    """numpy only at import; OMP_WAIT_POLICY defaulted only when Numba threads start."""
+    import subprocess
+    import sys
+
+    code = "\n".join([
+        "import os, sys",
+        "import numpy as np",
+        "before = os.environ.get('OMP_WAIT_POLICY')",
+        "import freqrex._kernels as k",
+        "from freqrex._kernels import stft",
+        "assert not {'numba', 'pyfftw'} & set(sys.modules), sys.modules.keys()",
+        "stft.stft(np.ones(1000), 128, 32)",
+        "assert 'numba' not in sys.modules",
+        "assert os.environ.get('OMP_WAIT_POLICY') == before",
+        "k.combine(np.ones((2, 2), np.float32), np.ones((2, 8), np.float32))",  # serial
+        "assert os.environ.get('OMP_WAIT_POLICY') == before",
+        "k.combine_numba(np.ones((2, 2), np.float32), np.ones((2, 8), np.float32))",
+        "print(os.environ['OMP_WAIT_POLICY'])",
+    ])
+    env = {key: v for key, v in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    for preset, expected in [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")]:
+        if preset:  # an explicit setting wins
+            env["OMP_WAIT_POLICY"] = preset
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, check=False, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == expected

@@ -1,6 +1,8 @@
 """The model adapter, against band-energy oracles whose outputs are known exactly."""
 
 import json
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -9,7 +11,8 @@ import onnxruntime as ort
 import pytest
 from oracles import BAD_KINDS, bad_model, band_energy_model, band_labels, callable_band_oracle
 
-from freqrex.errors import FreqrexError, FreqrexWarning
+from freqrex.config import PROVIDERS, ModelConfig
+from freqrex.errors import FreqrexError, FreqrexWarning, InputError, ModelError
 from freqrex.model import (
     CallableModel,
     Model,
@@ -17,6 +20,8 @@ from freqrex.model import (
     apply_activation,
     as_model,
     load_labels,
+    load_model,
+    providers_for,
     sigmoid,
     softmax,
 )
@@ -553,3 +558,93 @@ def test_load_labels_rejects_bad_files(tmp_path, content, fragment):
     with pytest.raises(FreqrexError) as info:
         load_labels(path)
     assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+# -- provider names, load_model, source and error kinds --------------------------------------
+
+
+def test_provider_names_map_to_onnx_runtime_providers():
+    assert providers_for("auto") == "auto"
+    assert providers_for("cpu") == ["CPUExecutionProvider"]
+    assert providers_for("cuda") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    for name in PROVIDERS:
+        providers_for(name)  # every configurable name has a mapping
+    providers_for("cpu").append("changed")
+    assert providers_for("cpu") == ["CPUExecutionProvider"]  # callers get their own list
+
+
+@pytest.mark.parametrize("name", ["gpu", "CPU", ""])
+def test_unknown_provider_names_are_input_errors_naming_provider(name):
+    with pytest.raises(InputError, match="provider must be one of auto, cpu, cuda") as info:
+        providers_for(name)
+    assert "--provider" not in str(info.value)
+
+
+def test_onnx_model_takes_provider_names(models):
+    assert OnnxModel(models["logits"], providers="cpu").provider == "CPUExecutionProvider"
+    assert OnnxModel(models["logits"], providers="auto").provider in ort.get_available_providers()
+
+
+def test_load_model_applies_the_model_config(models, tmp_path):
+    labels_file = tmp_path / "labels.txt"
+    labels_file.write_text("x\ny\nz\n")
+    options = ModelConfig(sample_rate=8000, labels=labels_file, provider="cpu", threads=1)
+    model = load_model(models["no_meta"], options, activation="softmax", batch_size=2)
+    assert isinstance(model, OnnxModel) and model.provider == "CPUExecutionProvider"
+    assert model.sample_rate == 8000 and model.labels == ["x", "y", "z"]
+    assert model.activation == "softmax" and model.batch_size == 2
+    assert model.path == models["no_meta"] and model.source == str(models["no_meta"])
+    plain = load_model(models["logits"], ModelConfig())
+    assert plain.sample_rate == SR and plain.labels == LABELS and plain.batch_size == 32
+    np.testing.assert_allclose(plain.scores(tone_batch([300.0])),
+                               reference(tone_batch([300.0])), rtol=1e-4, atol=1e-4)
+
+
+def test_load_model_reports_a_bad_labels_file_or_model(models, tmp_path):
+    with pytest.raises(InputError, match="labels file .* does not exist"):
+        load_model(models["logits"], ModelConfig(labels=tmp_path / "missing.txt"))
+    with pytest.raises(ModelError, match="is not a valid ONNX model"):
+        load_model(tmp_path / "missing.onnx", ModelConfig())
+
+
+def test_source_is_the_model_file_or_none(models):
+    path = models["logits"]
+    assert OnnxModel(path).source == str(path) and OnnxModel(str(path)).source == str(path)
+    assert OnnxModel(path.read_bytes()).source is None
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    from_session = OnnxModel(session)
+    assert from_session.source is None and from_session.path is None
+    assert CallableModel(lambda x: x[:, :2]).source is None
+    assert Model().source is None
+
+
+def test_errors_say_where_they_came_from(models, tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="is not a valid ONNX model"):
+        OnnxModel(bad)
+    with pytest.raises(ModelError, match="NaN or infinite"):
+        CallableModel(lambda x: np.full((len(x), 2), np.nan))(np.ones((1, 8)))
+    with pytest.raises(InputError, match=r"2-D \[B, N\]"):
+        OnnxModel(models["logits"])(np.ones(N, dtype=np.float32))
+    with pytest.raises(InputError, match="unknown activation"):
+        CallableModel(lambda x: x, activation="relu")
+    with pytest.raises(InputError, match="unknown execution provider NopeExecutionProvider"):
+        OnnxModel(models["logits"], providers="NopeExecutionProvider")
+
+
+def test_importing_the_package_imports_no_runtime_or_heavy_library():
+    # The parent package is stubbed so that only freqrex.model and what it imports load.
+    code = """
+import importlib.util, sys, types
+spec = importlib.util.find_spec("freqrex")
+stub = types.ModuleType("freqrex")
+stub.__path__ = list(spec.submodule_search_locations)
+sys.modules["freqrex"] = stub
+import freqrex.model
+heavy = ("onnxruntime", "onnx", "numba", "pyfftw", "matplotlib", "dask", "torch", "scipy")
+print(",".join(m for m in heavy if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == ""

@@ -16,8 +16,8 @@ How the inverse is made fast (numbers from the 2-core dev box, ``bench/test_benc
   ``_BLOCK_FRAMES * hop`` samples; a unit transforms every live frame overlapping its
   block (the ``n_fft / hop - 1`` frames straddling a block edge are transformed by both
   neighbours, ~1-3 % extra) and *writes* its block.  Units therefore never share an
-  output sample: they run on the FFT thread pool of :mod:`freqrex._kernels.fft` with no
-  locks or reductions, handed out dynamically like that module's rows.
+  output sample: they run on the worker pool of :mod:`freqrex._kernels.pool` with no
+  locks or reductions, handed out on demand like the FFT rows.
 * **Small batched FFTs stay in cache.**  A unit's frames are gathered (Numba) into a
   per-worker ``[frames, F]`` buffer, inverse-transformed by one batched pyFFTW c2r plan,
   then windowed, overlap-added and normalised (Numba) while still in L2.  FFTW_ESTIMATE
@@ -34,20 +34,24 @@ How the inverse is made fast (numbers from the 2-core dev box, ``bench/test_benc
   otherwise, where the result matches the float64 reference to float32 rounding.
   complex128 coefficients are accepted as well and cast per frame.
 * The window-sum-square normaliser is cached per ``(n, n_fft, hop)``.
+
+The forward :func:`stft` is plain numpy; pyfftw and the Numba kernels (:mod:`.frames`)
+are imported by the first inverse.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyfftw
-from numba import njit
 
-from .fft import _WORKERS, _get_pool
+from . import pool
+
+if TYPE_CHECKING:
+    from .frames import Worker
 
 __all__ = ["istft_boxes", "istft_prefix", "istft_sets", "n_frames", "stft", "window"]
 
@@ -63,7 +67,6 @@ _PLAN_STEP = 8
 # around n = 24 000-32 000 samples (375-500 frames, ~0.25 ms) and gained 25-45 % at
 # n >= 48 000 (the two vCPUs of the dev box do not always scale like two cores).
 _POOL_MIN_FRAMES = 512
-_PLAN_CACHE_SIZE = 4  # distinct (n_fft, precision) kept planned
 # Largest error gain sum(w) / sum(w**2) for which float32 frames are accurate enough:
 # the error then stays within a few float32 ulps of the local signal scale.
 _FLOAT32_MAX_GAIN = 4.0
@@ -144,142 +147,7 @@ def _synthesis_window(n_fft: int) -> np.ndarray:
     return w
 
 
-# --------------------------------------------------------------------------- Numba
-
-
-@njit(nogil=True, cache=True)
-def _fill_box(coefficients, f0, f1, ta, tb, spec, live):  # pragma: no cover - compiled
-    """spec[k] = column ``ta + k`` of the coefficients restricted to rows [f0, f1).
-
-    Rows of ``spec`` beyond ``tb - ta`` up to the next plan size are zeroed too (they
-    are transformed but never used, and must not hold NaN from an earlier unit).
-    Returns the number of live frames, listed in ``live``.
-    """
-    m = tb - ta
-    rows = spec.shape[0]
-    for k in range(m):
-        live[k] = ta + k
-    for k in range(rows):
-        spec[k, :f0] = 0
-        spec[k, f1:] = 0
-    for k in range(m, rows):
-        spec[k, f0:f1] = 0
-    # row-major coefficients: walk each row's run of frames (contiguous reads) and
-    # scatter into the L1/L2-resident spec columns
-    for f in range(f0, f1):
-        src = coefficients[f][ta:tb]
-        for k in range(m):
-            spec[k, f] = src[k]
-    return m
-
-
-@njit(nogil=True, cache=True)
-def _fill_keyed(coefficients, key, column_min, kth, ta, tb, spec, live):  # pragma: no cover
-    """Gather the cells with ``key < kth`` of the live frames in [ta, tb) into ``spec``.
-
-    ``key`` is ``[F, T]`` (a set's 0/1 exclusion mask, or a ranking's rank per cell) and
-    ``column_min[t]`` its minimum over frame ``t``: a frame is live iff that is ``< kth``.
-    Rows of ``spec`` beyond the live count are zeroed (see :func:`_fill_box`).
-    Returns the number of live frames, listed in ``live``.
-    """
-    m = 0
-    for t in range(ta, tb):
-        if column_min[t] < kth:
-            live[m] = t
-            m += 1
-    rows = spec.shape[0]
-    for k in range(m, rows):
-        spec[k, :] = 0
-    n_rows = coefficients.shape[0]
-    for f in range(n_rows):
-        src = coefficients[f]
-        keep = key[f]
-        for k in range(m):
-            t = live[k]
-            spec[k, f] = src[t] if keep[t] < kth else 0
-    return m
-
-
-@njit(nogil=True, cache=True)
-def _overlap_add(  # pragma: no cover - compiled
-    frames, live, m, win, inv_wss, out_row, s0, s1, hop, pad, acc
-):
-    """out_row[s0:s1] = inv_wss * sum over the m live frames of win * frame.
-
-    The sum is accumulated in ``acc`` (the frames' dtype) and written once, so the
-    output row is touched exactly once per sample.
-    Frame ``live[k]`` starts at sample ``live[k] * hop - pad``.  Every loop runs on
-    0-based 1-D views: Numba keeps negative-index wraparound on offset 2-D indexing,
-    which stops LLVM from vectorising it.
-    """
-    length = s1 - s0
-    dst = out_row[s0:s1]
-    if m == 0:
-        dst[:] = 0
-        return
-    a = acc[:length]
-    a[:] = 0.0
-    n_fft = frames.shape[1]
-    for k in range(m):
-        start = live[k] * hop - pad
-        lo = max(start, s0)
-        hi = min(start + n_fft, s1)
-        if hi <= lo:
-            continue
-        seg = a[lo - s0:hi - s0]
-        wv = win[lo - start:hi - start]
-        fv = frames[k][lo - start:hi - start]
-        for i in range(seg.shape[0]):
-            seg[i] += wv[i] * fv[i]
-    inv = inv_wss[s0:s1]
-    for i in range(length):
-        dst[i] = a[i] * inv[i]
-
-
-@njit(nogil=True, cache=True)
-def _fill_ranks(ranking, rank):  # pragma: no cover - compiled
-    """rank[c] = first position of cell c in ranking (``rank`` comes filled with
-    ``len(ranking)``, meaning absent): the first occurrence wins, as in ``ranking[:k]``."""
-    for j in range(ranking.shape[0] - 1, -1, -1):
-        rank[ranking[j]] = j
-
-
 # --------------------------------------------------------------------------- plans
-
-
-class _Worker:
-    """One thread's buffers and batch c2r plans for one ``n_fft``.
-
-    ``spec`` is destroyed by every transform (FFTW_DESTROY_INPUT), which is fine: each
-    unit refills it.  Plans are made lazily (pyFFTW serialises planning globally).
-    """
-
-    def __init__(self, n_fft: int, capacity: int, dtype: np.dtype) -> None:
-        complex_dtype = np.result_type(dtype, np.complex64)
-        self.spec = pyfftw.empty_aligned((capacity, n_fft // 2 + 1), dtype=complex_dtype)
-        self.frames = pyfftw.empty_aligned((capacity, n_fft), dtype=dtype)
-        self.live = np.empty(capacity, dtype=np.int64)
-        self.acc = np.empty(0, dtype=dtype)
-        self.plans: dict[int, pyfftw.FFTW] = {}
-
-    def plan(self, rows: int) -> pyfftw.FFTW:
-        plan = self.plans.get(rows)
-        if plan is None:
-            plan = pyfftw.FFTW(
-                self.spec[:rows],
-                self.frames[:rows],
-                axes=(1,),
-                direction="FFTW_BACKWARD",
-                flags=("FFTW_ESTIMATE", "FFTW_DESTROY_INPUT"),
-                threads=1,  # parallelism is across units
-            )
-            self.plans[rows] = plan
-        return plan
-
-    def scratch(self, length: int) -> np.ndarray:
-        if self.acc.shape[0] < length:
-            self.acc = np.empty(length, dtype=self.acc.dtype)
-        return self.acc
 
 
 class _WorkerSet:
@@ -288,11 +156,9 @@ class _WorkerSet:
     def __init__(self, n_fft: int, capacity: int, dtype: np.dtype) -> None:
         self.lock = threading.Lock()
         self.capacity = capacity
-        self.workers = [_Worker(n_fft, capacity, dtype) for _ in range(_WORKERS)]
+        from . import frames
 
-
-_cache_lock = threading.Lock()
-_worker_cache: OrderedDict[tuple[int, str], _WorkerSet] = OrderedDict()
+        self.workers = [frames.Worker(n_fft, capacity, dtype) for _ in range(pool.threads())]
 
 
 def _plan_rows(frames: int) -> int:
@@ -307,23 +173,14 @@ def _capacity(n_fft: int, hop: int) -> int:
 
 def _get_workers(n_fft: int, hop: int, dtype: np.dtype) -> _WorkerSet:
     need = _capacity(n_fft, hop)
-    key = (n_fft, dtype.str)
-    with _cache_lock:
-        wset = _worker_cache.get(key)
-        if wset is None or wset.capacity < need:
-            wset = _WorkerSet(n_fft, need, dtype)
-            _worker_cache[key] = wset
-        _worker_cache.move_to_end(key)
-        while len(_worker_cache) > _PLAN_CACHE_SIZE:
-            _worker_cache.popitem(last=False)
-        return wset
+    return pool.plan(("stft", n_fft, dtype.str), lambda: _WorkerSet(n_fft, need, dtype),
+                     fits=lambda wset: wset.capacity >= need)
 
 
 # --------------------------------------------------------------------------- driver
 
 Unit = tuple[int, int, int, int, int]  # (row, s0, s1, ta, tb), see _units
-Fill = Callable[["_Worker", int, int, int], int]  # (worker, row, ta, tb) -> live frames
-
+Fill = Callable[["Worker", int, int, int], int]  # (worker, row, ta, tb) -> live frames
 
 
 class _Geometry:
@@ -382,6 +239,8 @@ def _units(geo: _Geometry, spans: np.ndarray) -> list[Unit]:
 
 def _run(geo: _Geometry, spans: np.ndarray, fill: Fill) -> np.ndarray:
     """Synthesise every row: ``fill(worker, row, ta, tb) -> live frame count``."""
+    from .frames import overlap_add
+
     out = np.empty((spans.shape[0], geo.n), dtype=np.float32)
     units = _units(geo, spans)
     if not units:
@@ -393,62 +252,25 @@ def _run(geo: _Geometry, spans: np.ndarray, fill: Fill) -> np.ndarray:
     block = _BLOCK_FRAMES * geo.hop
     hop, pad = geo.hop, geo.pad
 
-    def job(w: _Worker, unit: Unit) -> None:
+    def job(w: Worker, unit: Unit) -> None:
         p, s0, s1, ta, tb = unit
         m = 0
         if tb > ta:
             m = fill(w, p, ta, tb)
             if m:
                 w.plan(_plan_rows(m)).execute()
-        _overlap_add(w.frames, w.live, m, win, inv_wss, out[p], s0, s1, hop, pad,
-                     w.scratch(block))
+        overlap_add(w.frames, w.live, m, win, inv_wss, out[p], s0, s1, hop, pad,
+                    w.scratch(block))
 
     frames = sum(u[4] - u[3] for u in units)
     with wset.lock:
         workers = min(len(wset.workers), len(units))
         if frames < _POOL_MIN_FRAMES:
             workers = 1
-        _drain_all(wset.workers[:workers], units, job)
+        pool.run(wset.workers[:workers], units, job)
     if norm.holes.size:
         out[:, norm.holes] = np.nan
     return out
-
-
-def _drain_all(workers: list[_Worker], units: list[Unit],
-               job: Callable[[_Worker, Unit], None]) -> None:
-    """Run ``job(worker, unit)`` for every unit; worker 0 is the calling thread.
-
-    Units are pulled on demand (not striped), so a worker that never gets a core leaves
-    its share to the others.
-    """
-    it = iter(units)
-    lock = threading.Lock()
-    stop = []
-
-    def drain(w: _Worker) -> None:
-        try:
-            while not stop:
-                with lock:
-                    unit = next(it, None)
-                if unit is None:
-                    return
-                job(w, unit)
-        except BaseException:
-            stop.append(True)  # let the other workers stop early too
-            raise
-
-    if len(workers) == 1:
-        drain(workers[0])
-        return
-    pool = _get_pool()
-    helpers = [pool.submit(drain, w) for w in workers[1:]]
-    try:
-        drain(workers[0])
-    finally:
-        for fut in helpers:
-            # a helper that has not started yet has nothing left to do
-            if not fut.cancel():
-                fut.result()
 
 
 def _as_coefficients(coefficients: np.ndarray) -> np.ndarray:
@@ -498,10 +320,11 @@ def istft_boxes(coefficients: np.ndarray, bounds: np.ndarray, n_fft: int, hop: i
     empty = (f1 <= f0) | (t1 <= t0)
     spans = np.stack([np.where(empty, 0, t0), np.where(empty, 0, t1)], axis=1)
     f0l, f1l = f0.tolist(), f1.tolist()
+    from .frames import fill_box
 
-    def fill(w: _Worker, p: int, ta: int, tb: int) -> int:
-        return _fill_box(coefficients, f0l[p], f1l[p], ta, tb,
-                         w.spec[:_plan_rows(tb - ta)], w.live)
+    def fill(w: Worker, p: int, ta: int, tb: int) -> int:
+        return fill_box(coefficients, f0l[p], f1l[p], ta, tb,
+                        w.spec[:_plan_rows(tb - ta)], w.live)
 
     return _run(geo, spans, fill)
 
@@ -515,13 +338,14 @@ def _keyed(coefficients: np.ndarray, geo: _Geometry, keys: list[np.ndarray],
         live = np.flatnonzero(column_mins[c] < k)
         if live.size:
             spans[p] = live[0], live[-1] + 1
+    from .frames import fill_keyed
 
-    def fill(w: _Worker, p: int, ta: int, tb: int) -> int:
+    def fill(w: Worker, p: int, ta: int, tb: int) -> int:
         c = which[p]
         # the slice is sized for every frame of [ta, tb) being live; the kernel zeroes
         # the rows past the live count, so the (smaller) plan used sees only zeros there
-        return _fill_keyed(coefficients, keys[c], column_mins[c], kths[p], ta, tb,
-                           w.spec[:_plan_rows(tb - ta)], w.live)
+        return fill_keyed(coefficients, keys[c], column_mins[c], kths[p], ta, tb,
+                          w.spec[:_plan_rows(tb - ta)], w.live)
 
     return _run(geo, spans, fill)
 
@@ -561,9 +385,9 @@ def istft_sets(coefficients: np.ndarray, sets: Sequence[np.ndarray], n_fft: int,
     for s in sets:
         idx = _check_cells(s, size, "set entries")
         # 0 = kept, 1 = dropped: one byte per cell, and "key < 1" selects the set
-        key = np.ones(size, dtype=np.uint8)
-        key[idx] = 0
-        key = key.reshape(geo.rows, geo.frames)
+        flat = np.ones(size, dtype=np.uint8)
+        flat[idx] = 0
+        key = flat.reshape(geo.rows, geo.frames)
         keys.append(key)
         column_mins.append(key.min(axis=0))
     return _keyed(coefficients, geo, keys, column_mins, range(len(keys)), [1] * len(keys))
@@ -601,9 +425,9 @@ def istft_prefix(coefficients: np.ndarray, ranking: np.ndarray, ks: np.ndarray, 
     # a cell is in ranking[:k] iff its first position is < k: one rank array serves
     # every prefix, and a frame is live iff its best-ranked cell is < k
     # int32 halves the bytes the fill kernel streams; int64 only for absurd rankings
+    from .synth import ranks
+
     dtype = np.int32 if ranking.size < np.iinfo(np.int32).max else np.int64
-    key = np.full(size, ranking.size, dtype=dtype)
-    _fill_ranks(ranking, key)
-    key = key.reshape(geo.rows, geo.frames)
+    key = ranks(ranking, size, dtype).reshape(geo.rows, geo.frames)
     column_min = key.min(axis=0)
     return _keyed(coefficients, geo, [key], [column_min], [0] * ks.size, ks.tolist())

@@ -4,45 +4,48 @@ Two groups live here:
 
 * public helpers on plain arrays: :func:`combine` (and its two implementations),
   :func:`apply_mask`, :func:`mask_from_bins`;
-* private per-row kernels used by :mod:`freqrex._kernels.fft` to build one masked,
-  pre-scaled spectrum straight into an FFTW input buffer (``_fill_*`` for the c2r
-  layout, ``_half_*`` for the half-length complex layout of even n) or to synthesise a
-  narrow band directly (``_synth_band``).  They are ``nogil`` and single-threaded on
-  purpose: parallelism comes from the row-level thread pool in ``fft.py``, so nesting a
-  Numba ``prange`` inside would only oversubscribe the cores.
+* per-row kernels for :mod:`freqrex._kernels.fft`, which build one masked, pre-scaled
+  spectrum straight into an FFTW input buffer (``fill_*`` for the c2r layout,
+  ``half_*`` for the half-length complex layout of even n) or synthesise a narrow band
+  directly (:func:`synth_band`), and :func:`ranks`, the one rank kernel behind every
+  prefix (FFT bins and STFT cells).  They are ``nogil`` and single-threaded on purpose:
+  parallelism comes from the worker pool (:mod:`.pool`), so nesting a Numba ``prange``
+  inside would only oversubscribe the cores.
+
+Only the parallel path of :func:`combine` / :func:`combine_numba` starts Numba threads,
+and it calls :func:`.pool.prepare_numba` right before (thread cap, passive OpenMP waits).
 
 Every kernel is compiled with ``cache=True`` so the CLI does not pay the JIT on each start.
 """
 
 from __future__ import annotations
 
-import os
+import numpy as np
+from numba import njit, prange
 
-# Numba's OpenMP workers busy-wait after every parallel region by default.  On the
-# 2-core dev box that spin holds the core the FFT row pool (and onnxruntime) needs
-# next: interval_parts + combine_numba at n = 480 000 took 6.4 ms median instead of
-# 4.2 ms, and with another busy process on the box a parallel call took 8-12 ms.
-# Passive waiting costs ~20 us per parallel call (hence combine's serial path).
-# Only a default: it must be set before libgomp loads (Numba loads it lazily), and an
-# explicit setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
+from . import pool
 
 __all__ = [
     "apply_mask",
     "combine",
     "combine_blas",
     "combine_numba",
+    "fill_bins",
+    "fill_interval",
+    "fill_ranked",
+    "fill_scaled",
+    "half_full",
+    "half_interval",
     "mask_from_bins",
+    "ranks",
+    "synth_band",
 ]
 
 # Samples per block in combine_numba: one block of the output row (16 KiB) plus the
 # matching slices of the basis stay in L1/L2 while the P terms are accumulated.
 _COMBINE_BLOCK = 4096
 
-# Samples per block in _synth_band: the [w, block] cos/sin tables (w <= 16 -> 64 KiB
+# Samples per block in synth_band: the [w, block] cos/sin tables (w <= 16 -> 64 KiB
 # each at most) are reused for every block, the block phase is re-anchored exactly.
 _SYNTH_BLOCK = 512
 
@@ -161,6 +164,7 @@ def combine_numba(
     coeffs = np.ascontiguousarray(coeffs, dtype=np.float32)
     basis = np.ascontiguousarray(basis, dtype=np.float32)
     out = _check_combine(coeffs, basis, out)
+    pool.prepare_numba()
     return _combine_kernel(coeffs, basis, out)
 
 
@@ -204,6 +208,7 @@ def combine(coeffs: np.ndarray, basis: np.ndarray, out: np.ndarray | None = None
     if out.size < _PARALLEL_MIN_OUTPUTS:
         _combine_range(coeffs, basis, out, 0, out.shape[1])
         return out
+    pool.prepare_numba()
     return _combine_kernel(coeffs, basis, out)
 
 
@@ -255,11 +260,11 @@ def apply_mask(X: np.ndarray, mask: np.ndarray) -> np.ndarray:  # noqa: N803 - X
     return np.where(mask, X, np.complex64(0))
 
 
-# ----------------------------------------------------- per-row kernels for fft.py
+# ------------------------------------------------------------- per-row kernels
 
 
 @njit(nogil=True, cache=True)
-def _fill_interval(buf, X, lo, hi, scale):  # noqa: N803  # pragma: no cover - compiled
+def fill_interval(buf, X, lo, hi, scale):  # noqa: N803  # pragma: no cover - compiled
     """buf = scale * X restricted to [lo, hi) (buf is a destroyed c2r input)."""
     buf[:lo] = 0
     dst = buf[lo:hi]
@@ -270,7 +275,7 @@ def _fill_interval(buf, X, lo, hi, scale):  # noqa: N803  # pragma: no cover - c
 
 
 @njit(nogil=True, cache=True)
-def _fill_bins(buf, X, idx, scale):  # noqa: N803  # pragma: no cover - compiled
+def fill_bins(buf, X, idx, scale):  # noqa: N803  # pragma: no cover - compiled
     """buf = scale * X restricted to the bins idx (any order, duplicates harmless)."""
     buf[:] = 0
     for j in range(idx.shape[0]):
@@ -279,7 +284,7 @@ def _fill_bins(buf, X, idx, scale):  # noqa: N803  # pragma: no cover - compiled
 
 
 @njit(nogil=True, cache=True)
-def _fill_ranked(buf, X, rank, k, scale):  # noqa: N803  # pragma: no cover - compiled
+def fill_ranked(buf, X, rank, k, scale):  # noqa: N803  # pragma: no cover - compiled
     """buf = scale * X restricted to bins whose rank is < k.
 
     A streaming compare instead of scattering ranking[:k] keeps the access sequential
@@ -291,14 +296,14 @@ def _fill_ranked(buf, X, rank, k, scale):  # noqa: N803  # pragma: no cover - co
 
 
 @njit(nogil=True, cache=True)
-def _fill_scaled(buf, row, scale):  # pragma: no cover - compiled
+def fill_scaled(buf, row, scale):  # pragma: no cover - compiled
     """buf = scale * row (full spectrum copy into the plan's own input)."""
     for k in range(buf.shape[0]):
         buf[k] = row[k] * scale
 
 
 @njit(nogil=True, cache=True)
-def _half_interval(Z, X, lo, hi, A, B):  # noqa: N803  # pragma: no cover - compiled
+def half_interval(Z, X, lo, hi, A, B):  # noqa: N803  # pragma: no cover - compiled
     """Fold X restricted to [lo, hi) into the N = n/2 point c2c input Z (even n).
 
     Z[k] = A[k] X[k] + B[k] conj(X[N-k]); only the interval and its mirror are
@@ -327,26 +332,49 @@ def _half_interval(Z, X, lo, hi, A, B):  # noqa: N803  # pragma: no cover - comp
 
 
 @njit(nogil=True, cache=True)
-def _half_full(Z, R, A, B):  # noqa: N803  # pragma: no cover - compiled
-    """Fold a whole (already masked) spectrum R [N+1] into Z [N]; see _half_interval."""
+def half_full(Z, R, A, B):  # noqa: N803  # pragma: no cover - compiled
+    """Fold a whole (already masked) spectrum R [N+1] into Z [N]; see half_interval."""
     N = Z.shape[0]  # noqa: N806
     for k in range(1, N):
         Z[k] = A[k] * R[k] + B[k] * np.conj(R[N - k])
     Z[0] = A[0] * R[0].real + B[0] * R[N].real
 
 
-@njit(cache=True)
-def _ranks(ranking, K):  # noqa: N803  # pragma: no cover - compiled
-    """rank[k] = first position of bin k in ranking (len(ranking) if absent)."""
-    m = ranking.shape[0]
-    rank = np.full(K, m, dtype=np.int64)
-    for j in range(m - 1, -1, -1):
-        rank[ranking[j]] = j
+def ranks(ranking: np.ndarray, size: int, dtype: type = np.int64) -> np.ndarray:
+    """First position of every feature in ``ranking``: one array serves every prefix.
+
+    Feature ``c`` is in ``ranking[:k]`` iff ``ranks(...)[c] < k``; absent features get
+    ``len(ranking)``.  Used by both the FFT bins and the STFT cells.
+
+    Parameters
+    ----------
+    ranking : np.ndarray
+        int64 ``[R]`` feature indices in ``[0, size)``, most important first.
+    size : int
+        Number of features.
+    dtype : type
+        Integer dtype of the result (int32 halves the bytes a streaming kernel reads).
+
+    Returns
+    -------
+    np.ndarray
+        ``[size]`` ranks.
+    """
+    rank: np.ndarray = np.full(size, ranking.shape[0], dtype=dtype)
+    _fill_ranks(ranking, rank)
     return rank
 
 
 @njit(nogil=True, cache=True)
-def _synth_band(X, lo, hi, n, out):  # noqa: N803  # pragma: no cover - compiled
+def _fill_ranks(ranking, rank):  # pragma: no cover - compiled
+    """rank[c] = first position of c in ranking: the first occurrence wins, as in
+    ``ranking[:k]`` (``rank`` comes filled with ``len(ranking)``, meaning absent)."""
+    for j in range(ranking.shape[0] - 1, -1, -1):
+        rank[ranking[j]] = j
+
+
+@njit(nogil=True, cache=True)
+def synth_band(X, lo, hi, n, out):  # noqa: N803  # pragma: no cover - compiled
     """out = irfft(X * 1[lo <= k < hi], n) by direct summation of hi - lo cosines.
 
     The phase of every block is anchored exactly from an integer ``(k * t0) mod n``,

@@ -1,32 +1,52 @@
-"""Figures. Only report-side code imports this module (and so matplotlib)."""
+"""Figures, drawn on :class:`matplotlib.figure.Figure` objects and returned.
+
+Nothing here selects a matplotlib backend or touches pyplot's global state, so the
+figures work in notebooks and scripts alike; saving is the caller's choice.
+"""
 
 from __future__ import annotations
 
-import os
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+import numpy as np
+from matplotlib.colors import ListedColormap, SymLogNorm
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only: freqrex never opens a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import ListedColormap, SymLogNorm  # noqa: E402
+from freqrex.criterion import KINDS
 
-from freqrex.explanation import Result  # noqa: E402
+if TYPE_CHECKING:
+    from freqrex.explanation import Result
 
-KINDS = ("sufficient", "necessary", "complete")
 COLOURS = {"complete": "#9ecae1", "necessary": "#3182bd", "sufficient": "#d62728"}
 
 
-def plot_result(result: Result, path: str | os.PathLike) -> None:
-    """Save a figure in the spirit of the paper's Figure 1.
+def plot_result(result: Result, fig: Figure | None = None) -> Figure:
+    """A figure in the spirit of the paper's Figure 1.
 
     Panels: the waveform; responsibility over frequency (fft) or over time and frequency
     (stft); the magnitude spectrum, or the spectrogram, with the sufficient / necessary /
     complete bins or cells marked; the reconstructed signals.
+
+    Parameters
+    ----------
+    result : Result
+        An explanation from :func:`freqrex.explain`.
+    fig : matplotlib.figure.Figure, optional
+        Draw into this (empty) figure instead of a new one.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> fig = plot_result(result)
+    >>> fig.savefig("explanation.png")
     """
     x, sr = result.audio, result.sample_rate
     t = np.arange(x.shape[0]) / sr
-    fig = plt.figure(figsize=(11, 12), constrained_layout=True)
+    if fig is None:
+        fig = Figure(figsize=(11, 12), layout="constrained")
     grid = fig.add_gridspec(6, 1, height_ratios=[1.2, 1.2, 1.4, 0.7, 0.7, 0.7])
     axes = [fig.add_subplot(grid[i]) for i in range(6)]
     axes[0].plot(t, x, lw=0.5, color="0.3")
@@ -37,11 +57,10 @@ def plot_result(result: Result, path: str | os.PathLike) -> None:
     else:
         _fft_panels(result, axes[1], axes[2])
     _reconstructions(result, t, axes[3:])
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def _fft_panels(result: Result, ax_resp, ax_spec) -> None:
+def _fft_panels(result: Result, ax_resp: Any, ax_spec: Any) -> None:
     x, sr = result.audio, result.sample_rate
     hz = np.arange(result.n_features) * sr / x.shape[0]
     ax_resp.plot(hz, result.responsibility, lw=0.6, color="#6a51a3")
@@ -50,7 +69,7 @@ def _fft_panels(result: Result, ax_resp, ax_spec) -> None:
     positive = result.responsibility[result.responsibility > 0]
     if positive.size:
         ax_resp.set_yscale("symlog", linthresh=positive.min())
-    magnitude_db = 20 * np.log10(np.abs(np.fft.rfft(x)) + 1e-12)
+    magnitude_db = 20 * np.log10(result.domain.magnitude() + 1e-12)
     ax_spec.plot(hz, magnitude_db, lw=0.4, color="0.6", label="spectrum")
     for kind in reversed(KINDS):
         e = result.explanations[kind]
@@ -62,9 +81,7 @@ def _fft_panels(result: Result, ax_resp, ax_spec) -> None:
     ax_spec.legend(loc="upper right", fontsize=8)
 
 
-def _stft_panels(result: Result, ax_resp, ax_spec) -> None:
-    from freqrex._kernels.stft import stft
-
+def _stft_panels(result: Result, ax_resp: Any, ax_spec: Any) -> None:
     c = result.config
     sr = result.sample_rate
     resp = result.responsibility
@@ -76,8 +93,8 @@ def _stft_panels(result: Result, ax_resp, ax_spec) -> None:
                            norm=norm)
     ax_resp.set(title="responsibility per STFT cell", xlabel="time (s)",
                 ylabel="frequency (Hz)")
-    plt.colorbar(image, ax=ax_resp, fraction=0.03)
-    spectrogram_db = 20 * np.log10(np.abs(stft(result.audio, c.n_fft, c.hop)) + 1e-9)
+    ax_resp.figure.colorbar(image, ax=ax_resp, fraction=0.03)
+    spectrogram_db = 20 * np.log10(result.domain.magnitude() + 1e-9)
     ax_spec.imshow(spectrogram_db, origin="lower", aspect="auto", extent=extent,
                    cmap="Greys", vmin=spectrogram_db.max() - 90)
     for kind in reversed(KINDS):  # widest first, so the smaller sets stay visible
@@ -94,12 +111,12 @@ def _stft_panels(result: Result, ax_resp, ax_spec) -> None:
     ax_spec.legend(loc="upper right", fontsize=8)
 
 
-def _reconstructions(result: Result, t: np.ndarray, axes) -> None:
+def _reconstructions(result: Result, t: np.ndarray, axes: list[Any]) -> None:
     unit = "cells" if result.config.domain == "stft" else "bins"
     limit = float(np.abs(result.audio).max())
     for ax, kind in zip(axes, KINDS):
         e = result.explanations[kind]
-        if e.found:
+        if e.found and e.prediction is not None:
             ax.plot(t, e.audio, lw=0.5, color=COLOURS[kind])
             title = (f"{kind} reconstruction ({e.size} {unit}): model says "
                      f"{e.prediction.label} {e.prediction.confidence:.2f}")

@@ -1,17 +1,19 @@
-"""The SQLite results store of ``freqrex evaluate``: one row per clip, one per attack step.
+"""The SQLite results store of an evaluation: one row per clip, one per attack step.
 
 Three tables:
 
 * ``runs``: a single row written when the database is created: the model, the data folder
   and the settings (JSON). A later run on the same database must use the same settings,
   otherwise the clips would not be comparable.
-* ``clips``: one row per clip (its path relative to the data folder is the key), ``ok`` or
-  ``error``; per domain (``fft_*``, ``stft_*`` columns) the sizes, shares and flags of the
-  sufficient / necessary / complete sets, model calls and seconds.
-* ``attacks``: one row per clip, domain and ``k``.
+* ``clips``: one row per :class:`~freqrex.evaluation.task.ClipRecord` (its path relative to
+  the data folder is the key), ``ok`` or ``error``; per domain (``fft_*``, ``stft_*``
+  columns) the fields of its :class:`~freqrex.evaluation.task.DomainRecord` and of each set.
+* ``attacks``: one row per :class:`~freqrex.evaluation.task.AttackRecord` (clip, domain, k).
 
-Every clip is written in one transaction (WAL journal, ``synchronous=FULL``), so a process
-killed at any moment leaves each clip either complete or absent: resuming is rerunning.
+The columns are derived from the record dataclasses' fields and types, so a field is
+added to a record and appears here. Every clip is written in one transaction (WAL journal,
+``synchronous=FULL``), so a process killed at any moment leaves each clip either complete
+or absent: resuming is rerunning.
 """
 
 from __future__ import annotations
@@ -19,70 +21,75 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import types
 from collections.abc import Iterable
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from freqrex.config import DOMAINS
-from freqrex.errors import FreqrexError
+from freqrex.criterion import KINDS
+from freqrex.errors import InputError
+from freqrex.evaluation.task import AttackRecord, ClipRecord, DomainRecord, SetRecord
 
 SCHEMA_VERSION = 1
-KINDS = ("sufficient", "necessary", "complete")
-# Per explanation: was a set found, did the final model call confirm it, its size in
-# features, its share of the domain's features and of the clip's energy.
-_KIND_FIELDS = (("found", "INTEGER"), ("verified", "INTEGER"), ("size", "INTEGER"),
-                ("share", "REAL"), ("energy", "REAL"))
-_DOMAIN_FIELDS = (("n_features", "INTEGER"), ("model_calls", "INTEGER"),
-                  ("seconds", "REAL"), ("seconds_model", "REAL"))
 # Settings that do not change any result; a resumed run may change them freely.
 NOT_COMPARED = frozenset({"batch_size"})
 
-__all__ = ["KINDS", "SCHEMA_VERSION", "Store", "domain_columns"]
+__all__ = ["ATTACK_FIELDS", "CLIP_FIELDS", "NOT_COMPARED", "SCHEMA_VERSION", "Store",
+           "domain_columns"]
+
+_SQL_TYPES = {bool: "INTEGER", int: "INTEGER", float: "REAL", str: "TEXT",
+              tuple: "TEXT"}  # a tuple of strings is stored one per line
+# Keys and checks; every other column's type comes from its record field.
+_CLIP_CONSTRAINTS = {
+    "clip": "TEXT PRIMARY KEY",
+    "status": "TEXT NOT NULL CHECK (status IN ('ok', 'error'))",
+    "retry": "INTEGER NOT NULL DEFAULT 0",
+}
+_ATTACK_CONSTRAINTS = {"clip": "TEXT NOT NULL REFERENCES clips(clip)"}
+# ClipRecord fields that are not columns of ``clips``: expanded per domain, or another table.
+_NESTED = ("domains", "attacks")
+
+
+def _sql_type(hint: Any, not_null: bool) -> str:
+    args = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else ()
+    base = next((a for a in args if a is not type(None)), hint)
+    sql = _SQL_TYPES[get_origin(base) or base]
+    return f"{sql} NOT NULL" if not_null and not args else sql
+
+
+def _columns(cls: type, constraints: dict[str, str], not_null: bool,
+             skip: tuple[str, ...] = (), prefix: str = "") -> list[tuple[str, str]]:
+    """(name, SQL type) of the fields of ``cls``; Optional fields are nullable when
+    ``not_null``, every field otherwise."""
+    hints = get_type_hints(cls)
+    return [(prefix + f.name, constraints.get(f.name) or _sql_type(hints[f.name], not_null))
+            for f in fields(cls) if f.name not in skip]
 
 
 def domain_columns(domain: str) -> list[tuple[str, str]]:
     """The ``clips`` columns (name, SQL type) holding one domain's results."""
-    cols = [(f"{domain}_{name}", sql) for name, sql in _DOMAIN_FIELDS]
+    cols = _columns(DomainRecord, {}, False, skip=("sets",), prefix=f"{domain}_")
     for kind in KINDS:
-        cols += [(f"{domain}_{kind}_{name}", sql) for name, sql in _KIND_FIELDS]
+        cols += _columns(SetRecord, {}, False, prefix=f"{domain}_{kind}_")
     return cols
 
 
-_CLIP_COLUMNS: list[tuple[str, str]] = [
-    ("clip", "TEXT PRIMARY KEY"),
-    ("status", "TEXT NOT NULL CHECK (status IN ('ok', 'error'))"),
-    ("error", "TEXT"),
-    # 1 for errors that are not the clip's fault (a bug, a worker that died): a later run
-    # evaluates the clip again
-    ("retry", "INTEGER NOT NULL DEFAULT 0"),
-    ("warnings", "TEXT"),
-    ("target", "INTEGER"),
-    ("label", "TEXT"),
-    ("confidence", "REAL"),
-    ("sample_rate", "INTEGER"),
-    ("n_samples", "INTEGER"),
-    ("n_bins", "INTEGER"),
-    *[c for d in DOMAINS for c in domain_columns(d)],
-    ("model_calls", "INTEGER"),
-    ("seconds", "REAL"),
-    ("seconds_model", "REAL"),
-    ("worker", "TEXT"),
-    ("model_loads", "INTEGER"),
-    ("finished", "REAL"),
-]
-_ATTACK_COLUMNS: list[tuple[str, str]] = [
-    ("clip", "TEXT NOT NULL REFERENCES clips(clip)"),
-    ("domain", "TEXT NOT NULL"),
-    ("k", "INTEGER NOT NULL"),
-    ("touched", "INTEGER NOT NULL"),
-    ("within_necessary", "INTEGER NOT NULL"),
-    ("flipped", "INTEGER NOT NULL"),
-    ("class_index", "INTEGER NOT NULL"),
-    ("label", "TEXT NOT NULL"),
-    ("confidence", "REAL NOT NULL"),
-    ("target_confidence", "REAL NOT NULL"),
-    ("snr_db", "REAL"),
-]
+def _clip_columns() -> list[tuple[str, str]]:
+    # an error row has none of the results: every column but the keys may be NULL
+    own = dict(_columns(ClipRecord, _CLIP_CONSTRAINTS, False, skip=_NESTED))
+    cols = []
+    for f in fields(ClipRecord):
+        if f.name == "domains":
+            cols += [c for d in DOMAINS for c in domain_columns(d)]
+        elif f.name in own:
+            cols.append((f.name, own[f.name]))
+    return cols
+
+
+_CLIP_COLUMNS = _clip_columns()
+_ATTACK_COLUMNS = _columns(AttackRecord, _ATTACK_CONSTRAINTS, True)
 CLIP_FIELDS = [name for name, _ in _CLIP_COLUMNS]
 ATTACK_FIELDS = [name for name, _ in _ATTACK_COLUMNS]
 
@@ -121,7 +128,7 @@ class Store:
 
     Raises
     ------
-    FreqrexError
+    InputError
         When the file is not a freqrex results database, or was made with other settings,
         another model or another data folder.
     """
@@ -131,10 +138,10 @@ class Store:
                  data_dir: str | None = None) -> None:
         self.path = Path(path)
         if self.path.is_dir():
-            raise FreqrexError(f"--db {self.path} is a directory; give a file name")
+            raise InputError(f"--db {self.path} is a directory; give a file name")
         creating = settings is not None
         if not creating and not self.path.is_file():
-            raise FreqrexError(f"results database {self.path} does not exist")
+            raise InputError(f"results database {self.path} does not exist")
         if creating:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -146,7 +153,7 @@ class Store:
             self.conn.execute("PRAGMA foreign_keys=ON")
             self._check_or_create(settings, model, model_sha256, data_dir)
         except sqlite3.DatabaseError as exc:
-            raise FreqrexError(
+            raise InputError(
                 f"{self.path} is not a freqrex results database ({exc}); use a new --db") from exc
 
     # -- opening ---------------------------------------------------------------------------
@@ -157,12 +164,12 @@ class Store:
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not tables:
             if settings is None:
-                raise FreqrexError(f"{self.path} holds no evaluation results")
+                raise InputError(f"{self.path} holds no evaluation results")
             self._create(settings, model, model_sha256, data_dir)
             return
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if not {"runs", "clips", "attacks"} <= tables or version != SCHEMA_VERSION:
-            raise FreqrexError(
+            raise InputError(
                 f"{self.path} is not a freqrex results database (schema {version}); "
                 "use a new --db")
         if settings is not None:
@@ -202,7 +209,7 @@ class Store:
         if data_dir is not None and data_dir != run["data_dir"]:
             diffs.append(f"data folder {run['data_dir']} -> {data_dir}")
         if diffs:
-            raise FreqrexError(
+            raise InputError(
                 f"{self.path} was made with different settings ({'; '.join(diffs)}); use a "
                 "new --db or the same options")
 
@@ -214,7 +221,7 @@ class Store:
             "SELECT created, freqrex_version, model, model_sha256, data_dir, settings "
             "FROM runs WHERE id = 1").fetchone()
         if row is None:
-            raise FreqrexError(f"{self.path} has no run record; use a new --db")
+            raise InputError(f"{self.path} has no run record; use a new --db")
         keys = ("created", "freqrex_version", "model", "model_sha256", "data_dir", "settings")
         out = dict(zip(keys, row))
         out["settings"] = json.loads(out["settings"])
@@ -244,8 +251,8 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write(self, record: dict[str, Any]) -> bool:
-        """Store one clip's record (see :func:`freqrex.evaluate.evaluate_clip`) atomically.
+    def write(self, record: ClipRecord) -> bool:
+        """Store one clip's record (see :func:`freqrex.evaluation.evaluate_clip`) atomically.
 
         Returns
         -------
@@ -261,12 +268,12 @@ class Store:
             self.conn.executemany(
                 f"INSERT INTO attacks ({', '.join(ATTACK_FIELDS)}) "
                 f"VALUES ({', '.join('?' * len(ATTACK_FIELDS))})",
-                [[a[name] for name in ATTACK_FIELDS] for a in attack_rows])
+                [[getattr(a, name) for name in ATTACK_FIELDS] for a in attack_rows])
             self.conn.execute("COMMIT")
         except sqlite3.IntegrityError:
             self.conn.execute("ROLLBACK")
             if self.conn.execute("SELECT 1 FROM clips WHERE clip = ?",
-                                 (record["clip"],)).fetchone():
+                                 (record.clip,)).fetchone():
                 return False
             raise
         except BaseException:
@@ -306,16 +313,16 @@ def _show(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def _rows_of(record: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _rows_of(record: ClipRecord) -> tuple[dict[str, Any], tuple[AttackRecord, ...]]:
     """Flatten a clip record into its ``clips`` row and ``attacks`` rows."""
-    row = {name: record.get(name) for name in CLIP_FIELDS if name in record}
-    for domain, d in (record.get("domains") or {}).items():
-        for name, _ in _DOMAIN_FIELDS:
-            row[f"{domain}_{name}"] = d[name]
+    row = {name: getattr(record, name) for name in CLIP_FIELDS if hasattr(record, name)}
+    for domain, d in record.domains.items():
+        for f in fields(DomainRecord):
+            if f.name != "sets":
+                row[f"{domain}_{f.name}"] = getattr(d, f.name)
         for kind in KINDS:
-            for name, _ in _KIND_FIELDS:
-                row[f"{domain}_{kind}_{name}"] = d[kind][name]
-    row["retry"] = int(bool(record.get("retry")))
-    if row.get("warnings") is not None and not isinstance(row["warnings"], str):
-        row["warnings"] = "\n".join(row["warnings"]) or None
-    return row, list(record.get("attacks") or [])
+            for f in fields(SetRecord):
+                row[f"{domain}_{kind}_{f.name}"] = getattr(d.sets[kind], f.name)
+    row["retry"] = int(record.retry)
+    row["warnings"] = "\n".join(record.warnings) or None
+    return row, record.attacks

@@ -5,21 +5,20 @@ Per domain (fft, stft): mean and median sizes of the sufficient / necessary / co
 SNR of successful attacks, model calls and seconds per clip. Rates are over the clips
 explained without error; sizes over the clips where the set was found.
 
-Outputs: a rich table (terminal), Markdown, CSV (one value per line) and two PNG figures.
+The tables are data and text: a rich table (terminal) and Markdown here; the files (Markdown,
+CSV, figures) are written by :mod:`freqrex.output.evaluation`.
 """
 
 from __future__ import annotations
 
-import csv
-import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from freqrex.store import KINDS, Store
+from freqrex.criterion import KINDS
+from freqrex.evaluation.store import Store
 
 # Kelly & Chockler (arXiv 2601.16675), 30 s clips at 16 kHz (~240,000 rfft bins).
 PAPER = {("fft", "flip_rate_k1"): 0.58, ("fft", "flip_rate_k5"): 0.78,
@@ -29,8 +28,8 @@ PAPER_NOTE = ("paper: Kelly & Chockler, arXiv 2601.16675, 30 s clips of benchmar
               "(~240,000 bins); its stft figure is the share of clips its stft attack flipped")
 UNITS = {"fft": "bins", "stft": "cells"}
 
-__all__ = ["Metric", "PAPER", "Summary", "summarize", "write_csv", "write_markdown",
-           "write_plots", "write_report"]
+__all__ = ["Metric", "PAPER", "PAPER_NOTE", "Summary", "UNITS", "rich_table", "summarize",
+           "to_markdown"]
 
 
 @dataclass(frozen=True)
@@ -312,112 +311,3 @@ def rich_table(summary: Summary) -> Any:
     for label, cells, paper in summary.rows():
         table.add_row(label, *cells, paper)
     return table
-
-
-# -- writing -------------------------------------------------------------------------------
-
-
-def write_markdown(summary: Summary, path: str | os.PathLike, figures: bool = True) -> Path:
-    """Write the Markdown report."""
-    return _write_text(Path(path), to_markdown(summary, figures))
-
-
-def write_csv(summary: Summary, path: str | os.PathLike) -> Path:
-    """Write every metric as ``domain,metric,value,n`` (``value`` empty when undefined)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["domain", "metric", "value", "n"])
-        for domain, metrics in summary.metrics.items():
-            for name, m in metrics.items():
-                writer.writerow([domain, name, "" if m.value is None else repr(m.value), m.n])
-    os.replace(tmp, path)
-    return path
-
-
-def write_plots(summary: Summary, folder: str | os.PathLike) -> list[Path]:
-    """Write ``flip_rate.png`` (flip rate against k) and ``sizes.png`` (set sizes)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only
-    import matplotlib.pyplot as plt
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / "flip_rate.png", folder / "sizes.png"]
-    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
-    for domain in summary.domains:
-        curve = summary.flip_curve(domain)
-        if curve:
-            ks, rates = zip(*curve)
-            ax.plot(ks, [100 * r for r in rates], marker="o", label=f"{domain} (this run)")
-    ax.plot([1, 5], [58, 78], "k*", ms=10, ls="none", label="paper, fft")
-    ax.axhline(62, color="0.5", ls=":", label="paper, stft attack")
-    ax.set(xscale="log", xlabel="k (coefficients changed)", ylabel="clips flipped (%)",
-           ylim=(-2, 100), title=f"flip rate over {summary.ok} clips")
-    ax.legend(fontsize=8)
-    fig.savefig(paths[0], dpi=110)
-    plt.close(fig)
-    _plot_sizes(summary, plt, paths[1])
-    return paths
-
-
-def _plot_sizes(summary: Summary, plt: Any, path: Path) -> None:
-    fig, axes = plt.subplots(1, len(summary.domains), figsize=(5 * len(summary.domains), 3.6),
-                             constrained_layout=True, squeeze=False)
-    for ax, domain in zip(axes[0], summary.domains):
-        sizes = summary.sizes.get(domain, {})
-        top = max((float(v.max()) for v in sizes.values() if v.size), default=1.0)
-        edges = np.logspace(0, math.log10(max(top, 2.0)) + 0.05, 25)
-        for kind in KINDS:
-            values = sizes.get(kind, np.empty(0))
-            if values.size:
-                ax.hist(values, bins=edges, histtype="step", lw=1.5,
-                        label=f"{kind} (median {np.median(values):g})")
-        ax.set(xscale="log", xlabel=f"size ({UNITS[domain]})", ylabel="clips",
-               title=f"{domain} explanation sizes")
-        ax.legend(fontsize=8)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def write_report(summary: Summary, report: str | os.PathLike | None = None,
-                 csv_path: str | os.PathLike | None = None, plots: bool = True) -> list[Path]:
-    """Write the Markdown report (with its figures next to it) and the CSV.
-
-    Parameters
-    ----------
-    report : path, optional
-        The Markdown file; ``flip_rate.png`` and ``sizes.png`` go in the same folder.
-    csv_path : path, optional
-        The CSV file; by default the report's name with ``.csv``.
-
-    Returns
-    -------
-    list of Path
-        The files written.
-    """
-    written = []
-    if report is not None:
-        report = Path(report)
-        if report.is_dir():
-            from freqrex.errors import FreqrexError
-
-            raise FreqrexError(f"--report {report} is a directory; give a file name")
-        if plots:
-            written += write_plots(summary, report.parent)
-        written.append(write_markdown(summary, report, figures=plots))
-        csv_path = csv_path if csv_path is not None else report.with_suffix(".csv")
-    if csv_path is not None:
-        written.append(write_csv(summary, csv_path))
-    return written
-
-
-def _write_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path

@@ -1,0 +1,314 @@
+"""The per-clip task: one clip in, one :class:`ClipRecord` out, never an exception.
+
+:func:`evaluate_clip` is a top-level function so that Dask can ship it to its workers; each
+worker process opens the model once (:func:`cached_model`) and reuses it for every clip it
+is given. The records are plain data (dataclasses of numbers and strings), and
+:mod:`freqrex.evaluation.store` derives its table columns from their fields, so a new field
+is added here and only here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from freqrex.config import AttackConfig, Config, ModelConfig
+from freqrex.criterion import KINDS
+from freqrex.errors import FreqrexError, FreqrexWarning
+from freqrex.model import Model
+
+__all__ = ["AttackRecord", "ClipRecord", "DomainRecord", "Job", "ModelSpec", "SetRecord",
+           "cached_model", "error_record", "evaluate_clip", "limited_threads", "open_model",
+           "worker_state"]
+
+
+# -- the records ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetRecord:
+    """One explanation of one domain: was a set found, did the final model call confirm
+    it, its size in features, its share of the domain's features and of the clip's energy."""
+
+    found: bool
+    verified: bool
+    size: int | None = None
+    share: float | None = None
+    energy: float | None = None
+
+
+@dataclass(frozen=True)
+class DomainRecord:
+    """One domain's results for a clip; ``sets`` has one :class:`SetRecord` per kind."""
+
+    n_features: int
+    model_calls: int
+    seconds: float
+    seconds_model: float
+    sets: dict[str, SetRecord] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AttackRecord:
+    """One attack step: the ``k`` most responsible coefficients of ``domain`` changed."""
+
+    clip: str
+    domain: str
+    k: int
+    touched: int
+    within_necessary: bool
+    flipped: bool
+    class_index: int
+    label: str
+    confidence: float
+    target_confidence: float
+    snr_db: float | None  # SQLite stores NaN as NULL
+
+
+@dataclass(frozen=True)
+class ClipRecord:
+    """What the task returns for one clip, and what the store writes (one ``clips`` row).
+
+    ``status`` is ``"ok"`` (the target, per-domain results in ``domains`` and the attack
+    steps in ``attacks``) or ``"error"`` (the message in ``error``; ``retry`` when it was
+    not the clip's fault, so that a later run evaluates it again). The last fields say
+    where and how fast it ran.
+    """
+
+    clip: str
+    status: str = "ok"
+    error: str | None = None
+    retry: bool = False
+    warnings: tuple[str, ...] = ()
+    target: int | None = None
+    label: str | None = None
+    confidence: float | None = None
+    sample_rate: int | None = None
+    n_samples: int | None = None
+    n_bins: int | None = None
+    domains: dict[str, DomainRecord] = field(default_factory=dict)
+    model_calls: int | None = None
+    seconds: float | None = None
+    seconds_model: float | None = None
+    worker: str | None = None
+    model_loads: int | None = None
+    finished: float | None = None
+    attacks: tuple[AttackRecord, ...] = ()
+
+
+def error_record(clip: str, message: str, retry: bool = False) -> ClipRecord:
+    """The record of a clip that could not be evaluated; ``retry``: not the clip's fault."""
+    return ClipRecord(clip=clip, status="error", error=message, retry=retry)
+
+
+# -- what to run ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How a worker opens the model file: picklable, and the key of the per-process cache,
+    so two specs that differ in any option are two models."""
+
+    path: str
+    options: ModelConfig = field(default_factory=ModelConfig)
+    activation: str = "auto"
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything one clip's task needs besides the clip itself."""
+
+    model: ModelSpec | None       # None: the model object is passed along (serial runs only)
+    config: Config
+    attack: AttackConfig
+    sample_rate: int | None = None
+
+
+# Per worker process: models opened so far, and how many times each spec was opened (a test
+# and the records check that it is once).
+_MODELS: dict[ModelSpec, Model] = {}
+_LOADS: dict[ModelSpec, int] = {}
+
+
+def open_model(spec: ModelSpec) -> Model:
+    """Open the model of ``spec`` (every call opens it again; see :func:`cached_model`)."""
+    from freqrex.model import load_model
+
+    return load_model(spec.path, spec.options, activation=spec.activation,
+                      batch_size=spec.batch_size)
+
+
+def cached_model(spec: ModelSpec) -> Model:
+    """The model of ``spec``, opened once per process and then reused."""
+    model = _MODELS.get(spec)
+    if model is None:
+        model = open_model(spec)
+        _MODELS[spec] = model
+        _LOADS[spec] = _LOADS.get(spec, 0) + 1
+    return model
+
+
+def worker_state(spec: ModelSpec | None = None) -> dict[str, Any]:
+    """This process's id and model load counts (what ``client.run`` reports per worker).
+
+    With a ``spec``, also open its model and cap this process's kernel threads for good.
+    """
+    if spec is not None:
+        cached_model(spec)
+        if spec.options.threads is not None:
+            from freqrex import _kernels as kernels
+
+            kernels.set_threads(spec.options.threads)
+    return {"worker": _worker_id(), "loads": {s.path: n for s, n in _LOADS.items()},
+            "spec_loads": _LOADS.get(spec, 0) if spec is not None else None}
+
+
+# -- the task ------------------------------------------------------------------------------
+
+
+def evaluate_clip(clip: str, path: str, job: Job, model: Model | None = None) -> ClipRecord:
+    """Explain and attack one clip in every domain of ``job``; never raises for a bad clip.
+
+    Parameters
+    ----------
+    clip : str
+        The clip's key: its path relative to the data folder.
+    path : str
+        Where to read it.
+    job : Job
+        Model, parameters, domains and attack settings.
+    model : Model, optional
+        The model to use instead of opening ``job.model`` (serial runs of a Python model).
+
+    Returns
+    -------
+    ClipRecord
+        ``status`` ``"ok"`` with the results, or ``"error"`` with the message; always the
+        worker id and how often it opened the model.
+    """
+    started = time.perf_counter()
+    loads = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FreqrexWarning)
+        try:
+            if model is None:
+                if job.model is None:
+                    raise ValueError("a job without a model spec needs the model object")
+                model = cached_model(job.model)
+                loads = _LOADS[job.model]
+            record = _evaluate(clip, path, job, model)
+        except FreqrexError as exc:
+            record = error_record(clip, str(exc))
+        except Exception as exc:  # a bug or a model crash must not stop the other clips
+            record = error_record(clip, describe_bug(exc), retry=True)
+    shown = [str(w.message) for w in caught if issubclass(w.category, FreqrexWarning)]
+    return replace(record, warnings=tuple(dict.fromkeys(shown)), worker=_worker_id(),
+                   model_loads=loads, seconds=time.perf_counter() - started,
+                   finished=time.time())
+
+
+def _evaluate(clip: str, path: str, job: Job, model: Model) -> ClipRecord:
+    # Each clip decides the model's output activation from its own original, as `freqrex run`
+    # does; otherwise the first clip a worker sees would decide it for the others.
+    model.activation = job.config.output_activation
+    about: dict[str, Any] = {}
+    domains: dict[str, DomainRecord] = {}
+    attacks: list[AttackRecord] = []
+    with limited_threads(job):
+        for domain in job.attack.domains:
+            result, domains[domain], steps = _run_domain(clip, path, job, model, domain)
+            attacks += steps
+            about = about or _about_clip(result)
+    return ClipRecord(clip=clip, status="ok", **about, domains=domains, attacks=tuple(attacks),
+                      model_calls=sum(d.model_calls for d in domains.values()),
+                      seconds_model=sum(d.seconds_model for d in domains.values()))
+
+
+def _run_domain(clip: str, path: str, job: Job, model: Model,
+                domain: str) -> tuple[Any, DomainRecord, list[AttackRecord]]:
+    """Explain the clip in ``domain`` and attack it: the result and its two records."""
+    from freqrex.manipulation import attack
+    from freqrex.pipeline import explain
+
+    before = (model.stats.calls, model.stats.seconds, time.perf_counter())
+    result = explain(model, path, sample_rate=job.sample_rate,
+                     config=job.config.replace(domain=domain))
+    attacked = attack(model, result=result, attack_config=job.attack)
+    return (result, _domain_record(result, model, before),
+            [_attack_record(clip, domain, step) for step in attacked.steps])
+
+
+def _about_clip(result: Any) -> dict[str, Any]:
+    """The ClipRecord fields that every domain's result agrees on."""
+    n = int(result.audio.shape[0])
+    return {"target": result.target, "label": result.target_label,
+            "confidence": result.confidence, "sample_rate": result.sample_rate,
+            "n_samples": n, "n_bins": n // 2 + 1}
+
+
+@contextmanager
+def limited_threads(job: Job) -> Iterator[None]:
+    """The kernels (FFT pool, Numba) use the model's ``threads`` here, as ONNX Runtime does.
+
+    Changing the setting drops the kernels' plans, so a run sets it once around all its
+    clips (a Dask worker: in :func:`worker_state`); then this is a no-op per clip.
+    """
+    threads = job.model.options.threads if job.model is not None else None
+    if threads is None:
+        yield
+        return
+    from freqrex import _kernels as kernels
+
+    before = kernels.threads()
+    if before != threads:
+        kernels.set_threads(threads)
+    try:
+        yield
+    finally:
+        if before != threads:
+            kernels.set_threads(before)
+
+
+def _domain_record(result: Any, model: Model, before: tuple[int, float, float]) -> DomainRecord:
+    sets = {}
+    for kind in KINDS:
+        e = result.explanations[kind]
+        sets[kind] = SetRecord(found=bool(e.found), verified=bool(e.verified),
+                               size=e.size if e.found else None,
+                               share=float(e.share_bins) if e.found else None,
+                               energy=float(e.share_energy) if e.found else None)
+    return DomainRecord(n_features=int(result.responsibility.size),
+                        model_calls=model.stats.calls - before[0],
+                        seconds_model=model.stats.seconds - before[1],
+                        seconds=time.perf_counter() - before[2], sets=sets)
+
+
+def _attack_record(clip: str, domain: str, step: Any) -> AttackRecord:
+    p = step.prediction
+    return AttackRecord(clip=clip, domain=domain, k=int(step.k), touched=int(step.touched),
+                        within_necessary=bool(step.within_necessary),
+                        flipped=bool(step.flipped), class_index=int(p.class_index),
+                        label=p.label, confidence=float(p.confidence),
+                        target_confidence=float(p.target_confidence),
+                        snr_db=float(step.snr_db))
+
+
+def describe_bug(exc: BaseException) -> str:
+    """An unexpected exception in one line, with the file and line it came from."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" at {Path(frame.filename).name}:{frame.lineno}" if frame else ""
+    text = str(exc).strip().splitlines()
+    return f"internal error: {type(exc).__name__}: {text[0] if text else ''}{where}"
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
