@@ -45,7 +45,12 @@ _EXPORTS = {
     "evaluate": "freqrex.evaluation",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AttackConfig", "AttackResult", "AttackStep", "CallableModel", "Config", "Explanation",
+    "FreqrexError", "FreqrexWarning", "InputError", "ModelConfig", "ModelError",
+    "OnnxModel", "Model", "OutputError", "Prediction", "Result", "RunStats", "as_model",
+    "attack", "evaluate", "explain",
+]
 
 
 def __getattr__(name: str) -> Any:

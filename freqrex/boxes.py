@@ -69,16 +69,22 @@ def split(box: Box, rng: np.random.Generator, min_size: int, parts: int = 4) -> 
     """
     if isinstance(box, Rect):
         return _split_rect(box, rng, min_size)
-    count = min(parts, box.size // min_size)
+    return [Interval(a, b) for a, b in _cuts(box.lo, box.hi, rng, min_size, parts)]
+
+
+def _cuts(lo: int, hi: int, rng: np.random.Generator, min_size: int,
+          parts: int = 4) -> list[tuple[int, int]]:
+    """``[lo, hi)`` cut into up to ``parts`` runs of at least ``min_size``."""
+    count = min(parts, (hi - lo) // min_size)
     if count < 2:
         return []
     # Draw the cuts in the slack left once every child has its minimum size: each child is
     # then at least min_size and the cuts are uniform over the rest.
-    slack = box.size - count * min_size
+    slack = hi - lo - count * min_size
     cuts = np.sort(rng.integers(0, slack + 1, size=count - 1))
     sizes = np.diff(np.concatenate(([0], cuts, [slack]))) + min_size
-    edges = box.lo + np.concatenate(([0], np.cumsum(sizes)))
-    return [Interval(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+    edges = lo + np.concatenate(([0], np.cumsum(sizes)))
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
 def _split_rect(box: Rect, rng: np.random.Generator, min_size: int) -> list[Box]:
@@ -86,16 +92,16 @@ def _split_rect(box: Rect, rng: np.random.Generator, min_size: int) -> list[Box]
     if height >= 2 and width >= 2:
         f = box.f0 + int(rng.integers(1, height))
         t = box.t0 + int(rng.integers(1, width))
-        quadrants = [Rect(box.f0, f, box.t0, t), Rect(box.f0, f, t, box.t1),
-                     Rect(f, box.f1, box.t0, t), Rect(f, box.f1, t, box.t1)]
+        quadrants: list[Box] = [Rect(box.f0, f, box.t0, t), Rect(box.f0, f, t, box.t1),
+                                Rect(f, box.f1, box.t0, t), Rect(f, box.f1, t, box.t1)]
         if min(q.size for q in quadrants) >= min_size:
             return quadrants
     # A strip, or quadrants too small: cut across the longer side only.
     if height >= width:
-        rows = split(Interval(box.f0, box.f1), rng, math.ceil(min_size / width))
-        return [Rect(r.lo, r.hi, box.t0, box.t1) for r in rows]
-    cols = split(Interval(box.t0, box.t1), rng, math.ceil(min_size / height))
-    return [Rect(box.f0, box.f1, c.lo, c.hi) for c in cols]
+        rows = _cuts(box.f0, box.f1, rng, math.ceil(min_size / width))
+        return [Rect(a, b, box.t0, box.t1) for a, b in rows]
+    cols = _cuts(box.t0, box.t1, rng, math.ceil(min_size / height))
+    return [Rect(box.f0, box.f1, a, b) for a, b in cols]
 
 
 def flat_features(boxes: list[Box], shape: tuple[int, ...]) -> np.ndarray:

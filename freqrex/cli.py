@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import functools
 import inspect
-import sys
 import warnings
 from collections.abc import Callable
-from dataclasses import Field
+from dataclasses import Field, fields
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -89,9 +88,9 @@ def with_configs(*classes: type, exclude: tuple[str, ...] = ()) -> Callable:
     """
 
     def decorate(command: Callable) -> Callable:
-        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "configs"]
-        chosen = {cls: [f for f in cls.params() if f.name not in exclude]  # type: ignore[attr-defined]
-                  for cls in classes}
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
+               if p.name != "configs"]
+        chosen = {cls: [f for f in fields(cls) if f.name not in exclude] for cls in classes}
 
         @functools.wraps(command)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -313,9 +312,5 @@ def evaluate(
         err.print(f"written: {path}")
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
-
-
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    app()

@@ -204,7 +204,7 @@ class Result:
         return save_result(self, out_dir, figure=figure)
 
     def plot(self, fig: Any = None) -> Figure:
-        """The explanation figure (a new :class:`matplotlib.figure.Figure`, or drawn into ``fig``)."""
+        """The explanation figure: a new :class:`matplotlib.figure.Figure`, or ``fig``."""
         from freqrex.output.figures import plot_result
 
         return plot_result(self, fig=fig)

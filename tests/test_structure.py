@@ -106,3 +106,10 @@ def test_import_is_light(statement: str):
         assert not {"dask", "distributed", "matplotlib"} & set(loaded.split(","))
     else:
         assert loaded == ""
+
+
+def test_every_public_name_is_exported_lazily():
+    import freqrex
+
+    assert sorted(freqrex.__all__) == sorted(freqrex._EXPORTS)
+    assert all(callable(getattr(freqrex, name)) for name in freqrex.__all__)

@@ -16,7 +16,8 @@ def check_output_folder(out_dir: str | os.PathLike) -> Path:
     """``out_dir`` as a Path, refused when it is an existing file: check before long work."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise OutputError(f"output path {out} exists and is not a folder; choose another output folder")
+        raise OutputError(
+            f"output path {out} exists and is not a folder; choose another output folder")
     return out
 
 
