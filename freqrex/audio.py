@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from freqrex.errors import FreqrexError, FreqrexWarning
+from freqrex.config import positive_int
+from freqrex.errors import FreqrexError, FreqrexWarning, first_line
 
 # Below this peak a clip has no signal to explain: every mutant would look the same to the model.
 SILENCE_PEAK = 1e-6
@@ -141,7 +142,7 @@ def fit_length(
     FreqrexWarning
         When the length changes, with the lengths before and after.
     """
-    n = _check_positive_int(n, "length")
+    n = positive_int(n, "length")
     x = np.asarray(x)
     if x.ndim != 1:
         raise FreqrexError(f"{name} has shape {x.shape}; fit_length needs a 1-D waveform")
@@ -239,7 +240,7 @@ def write_wav(path: str | os.PathLike, x: np.ndarray, sample_rate: int) -> None:
         sf.write(str(path), out, sample_rate, format="WAV", subtype="FLOAT")
     except Exception as exc:  # libsndfile raises several types; the user needs one line
         raise FreqrexError(
-            f"could not write {path} ({_first_line(exc)}); check the directory exists and is "
+            f"could not write {path} ({first_line(exc)}); check the directory exists and is "
             "writable"
         ) from exc
 
@@ -263,7 +264,7 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # corrupt or unsupported files raise various libsndfile errors
         raise FreqrexError(
-            f"{path} could not be read as audio ({_first_line(exc)}); give a WAV, FLAC, OGG or "
+            f"{path} could not be read as audio ({first_line(exc)}); give a WAV, FLAC, OGG or "
             "MP3 file"
         ) from exc
     return data, int(rate)
@@ -276,7 +277,7 @@ def _as_real_array(x, name: str) -> np.ndarray:
     try:
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and odd objects
-        raise FreqrexError(f"{name} is not an array of numbers ({_first_line(exc)})") from exc
+        raise FreqrexError(f"{name} is not an array of numbers ({first_line(exc)})") from exc
     if arr.dtype == np.bool_ or not (
         np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     ):
@@ -311,25 +312,10 @@ def _check_not_silent(x: np.ndarray, where: str) -> None:
 
 
 def _check_rate(rate) -> int:
-    return _check_positive_int(rate, "sample rate")
-
-
-def _check_positive_int(value, what: str) -> int:
-    # Integral floats (16000.0, e.g. from JSON or numpy) are accepted; 0.5 or True are not.
-    ok = isinstance(value, (int, np.integer)) or (
-        isinstance(value, (float, np.floating)) and np.isfinite(value) and value == int(value)
-    )
-    if isinstance(value, bool) or not ok or value <= 0:
-        raise FreqrexError(f"{what} must be a positive integer, got {value!r}")
-    return int(value)
+    return positive_int(rate, "sample rate")
 
 
 def _describe_length(n: int, sample_rate: int | None) -> str:
     if sample_rate:
         return f"{n / sample_rate:.3f} s ({n} samples)"
     return f"{n} samples"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

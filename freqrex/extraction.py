@@ -15,10 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from freqrex.config import Config
-from freqrex.criterion import Criterion
+from freqrex.criterion import KINDS, Criterion
 from freqrex.domains import Domain
 
-KINDS = ("sufficient", "necessary", "complete")
 Predicate = Callable[[np.ndarray], np.ndarray]
 
 

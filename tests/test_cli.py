@@ -7,8 +7,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-from oracles import bad_model, band_energy_model
-from test_explain import BANDS, SR, make_clip
+from oracles import BANDS, SR, bad_model, band_energy_model, make_clip
 from typer.testing import CliRunner
 
 from freqrex.cli import app

@@ -16,8 +16,7 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-from oracles import band_energy_model
-from test_explain import BANDS, SR, make_clip
+from oracles import BANDS, SR, band_energy_model, make_clip
 from typer.testing import CliRunner
 
 from freqrex import FreqrexError

@@ -11,31 +11,10 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from oracles import band_energy_model, callable_band_oracle
+from oracles import BANDS, SR, N, band_energy_model, callable_band_oracle, make_clip
 
 import freqrex
 from freqrex import CallableModel, FreqrexError, OnnxModel
-
-SR = 16_000
-N = 16_384  # a power of two keeps the ONNX DFT of the oracle fast
-BANDS = [(200, 600), (1000, 2000), (3000, 5000)]
-
-
-def band_noise(rng, lo, hi, amplitude, n=N):
-    """White noise band-limited to [lo, hi) Hz, then scaled to ``amplitude`` RMS."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    hz = np.fft.rfftfreq(n, 1 / SR)
-    spectrum[(hz < lo) | (hz >= hi)] = 0
-    x = np.fft.irfft(spectrum, n)
-    return amplitude * x / np.sqrt(np.mean(x**2))
-
-
-def make_clip(seed=0, amplitudes=(1.0, 0.8, 0.5), n=N):
-    """Energy in all three bands, most in ``amplitudes``' largest, plus faint broadband noise."""
-    rng = np.random.default_rng(seed)
-    x = sum(band_noise(rng, lo, hi, a, n) for (lo, hi), a in zip(BANDS, amplitudes))
-    x = x + 0.01 * rng.standard_normal(n)
-    return (0.2 * x).astype(np.float32)
 
 
 def in_band(bins, band, n=N):

@@ -4,8 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from oracles import band_energy_model
-from test_explain import BANDS, SR, band_noise
+from oracles import BANDS, SR, band_energy_model, band_noise
 
 import freqrex
 from freqrex import FreqrexError

@@ -354,9 +354,7 @@ def _auto_session(ort: Any, model: str | bytes, options: Any) -> Any:
     global _cuda_works
     if _cuda_works is not False and "CUDAExecutionProvider" in ort.get_available_providers():
         try:
-            session = _quiet_session(
-                ort, model, options, ["CUDAExecutionProvider", "CPUExecutionProvider"]
-            )
+            session = _quiet_session(ort, model, options, list(_PROVIDER_LISTS["cuda"]))
         except ModelError:
             session = None  # CUDA can fail at creation; the CPU-only attempt below reports
         if session is not None and session.get_providers()[0] == "CUDAExecutionProvider":
@@ -367,7 +365,7 @@ def _auto_session(ort: Any, model: str | bytes, options: Any) -> Any:
             # failure to create the session says nothing: it could be the model's fault.)
             _cuda_works = False
             return session
-    return _new_session(ort, model, options, ["CPUExecutionProvider"])
+    return _new_session(ort, model, options, list(_PROVIDER_LISTS["cpu"]))
 
 
 def _quiet_session(ort: Any, model: str | bytes, options: Any, providers: list[str]) -> Any:
