@@ -42,6 +42,11 @@ _EXPORTS = {
     "OnnxModel": "freqrex.model",
     "as_model": "freqrex.model",
     "explain": "freqrex.pipeline",
+    "Explainer": "freqrex.engine",
+    "explain_many": "freqrex.pipeline",
+    "TorchModel": "freqrex.model.torch",
+    "compare": "freqrex.comparison",
+    "Comparison": "freqrex.comparison",
     "evaluate": "freqrex.evaluation",
 }
 
@@ -49,7 +54,8 @@ __all__ = [
     "AttackConfig", "AttackResult", "AttackStep", "CallableModel", "Config", "Explanation",
     "FreqrexError", "FreqrexWarning", "InputError", "ModelConfig", "ModelError",
     "OnnxModel", "Model", "OutputError", "Prediction", "Result", "RunStats", "as_model",
-    "attack", "evaluate", "explain",
+    "attack", "evaluate", "explain", "Explainer", "compare", "Comparison", "explain_many",
+    "TorchModel",
 ]
 
 
@@ -67,7 +73,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from freqrex.comparison import Comparison, compare
     from freqrex.config import AttackConfig, Config, ModelConfig
+    from freqrex.engine import Explainer
     from freqrex.errors import (
         FreqrexError,
         FreqrexWarning,
@@ -79,4 +87,5 @@ if TYPE_CHECKING:
     from freqrex.explanation import Explanation, Prediction, Result, RunStats
     from freqrex.manipulation import AttackResult, AttackStep, attack
     from freqrex.model import CallableModel, Model, OnnxModel, as_model
-    from freqrex.pipeline import explain
+    from freqrex.model.torch import TorchModel
+    from freqrex.pipeline import explain, explain_many

@@ -8,13 +8,18 @@ non-empty, non-silent, C-contiguous float32 1-D array.
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from freqrex.config import positive_int
-from freqrex.errors import FreqrexError, FreqrexWarning, first_line
+from freqrex.errors import FreqrexError, FreqrexWarning, InputError, first_line
 
 # Below this peak a clip has no signal to explain: every mutant would look the same to the model.
 SILENCE_PEAK = 1e-6
@@ -23,7 +28,83 @@ SILENCE_PEAK = 1e-6
 # channels; real clips have far more samples than channels, so the two sides never get close.
 MAX_CHANNELS = 8
 
-__all__ = ["SILENCE_PEAK", "check_waveform", "fit_length", "load_audio", "resample", "write_wav"]
+# Sample rates freqrex accepts, from any source (a model's metadata, a file header, an
+# option): telephone speech to the fastest audio interfaces. A rate outside this range is a
+# corrupt header or a typo, and resampling to or from it would crop a clip to a few samples
+# or ask for terabytes (a 1e12 Hz rate makes soxr raise MemoryError).
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 768_000
+
+__all__ = ["MAX_SAMPLE_RATE", "MIN_SAMPLE_RATE", "SILENCE_PEAK", "check_sample_rate",
+           "check_waveform", "clip_info", "fit_length", "load_audio", "long_run_notice",
+           "resample", "write_wav"]
+
+
+def check_sample_rate(rate, name: str = "sample rate") -> int:
+    """``rate`` as an int when it is a whole number of Hz in the sane range.
+
+    ``rate`` may be an integral float (``16000.0``); ``name`` is what the error calls it.
+    Raises InputError when it is not a positive whole number, or is outside
+    [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`].
+
+    Examples
+    --------
+    >>> check_sample_rate(16000.0)
+    16000
+    """
+    value = positive_int(rate, name)
+    if not MIN_SAMPLE_RATE <= value <= MAX_SAMPLE_RATE:
+        raise InputError(
+            f"{name} {value} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz; give the "
+            "real rate of the audio (a corrupt file header or model metadata?)")
+    return value
+
+
+# Waveform samples through the model (clip length x waveforms evaluated) above which a run
+# is announced as long: ~5e9 is a minute or more even for the small reference model (a 30 s
+# clip with the default budget is ~2e9), and its mutants take gigabytes.
+LARGE_WORK = 5e9
+# Waveforms the extraction adds to the search budget, about (README's benchmarks: ~800).
+_EXTRACTION_WAVEFORMS = 800
+
+
+def long_run_notice(path: str | os.PathLike, sample_rate: int | None, input_length: int | None,
+                    search_limit: int) -> str | None:
+    """A sentence saying a run will be long, when clip length x budget exceeds
+    :data:`LARGE_WORK`; None otherwise, or when the file's header cannot be read (the run
+    itself then says what is wrong)."""
+    try:
+        frames, rate = clip_info(path)
+    except FreqrexError:
+        return None
+    n = input_length or int(frames * (sample_rate or rate) / rate)
+    waveforms = search_limit + _EXTRACTION_WAVEFORMS
+    if n * waveforms <= LARGE_WORK:
+        return None
+    return (f"{path} is {frames / rate:.0f} s ({n} samples at the model's rate) and the "
+            f"search may evaluate {waveforms} waveforms of that length (search_limit "
+            f"{search_limit} plus extraction): expect a long run and gigabytes of memory; give "
+            "a shorter clip or a lower search_limit. Ctrl-C stops cleanly.")
+
+
+def clip_info(path: str | os.PathLike) -> tuple[int, int]:
+    """Frames and sample rate of an audio file, from its header only (nothing decoded).
+
+    Raises
+    ------
+    FreqrexError
+        As :func:`load_audio` does for a missing, empty or unreadable file, or an absurd rate.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    _check_file(path)
+    with _library_chatter() as chatter:
+        try:
+            info = sf.info(str(path))
+        except Exception as exc:  # libsndfile raises several types
+            raise _unreadable(path, exc, chatter()) from exc
+    return int(info.frames), check_sample_rate(info.samplerate, f"{path} header sample rate")
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
@@ -260,14 +341,54 @@ def _check_file(path: Path) -> None:
 def _read(path: Path) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # corrupt or unsupported files raise various libsndfile errors
-        raise FreqrexError(
-            f"{path} could not be read as audio ({first_line(exc)}); give a WAV, FLAC, OGG or "
-            "MP3 file"
-        ) from exc
+    with _library_chatter() as chatter:
+        try:
+            # the header's rate first: an absurd one is refused before anything is decoded
+            check_sample_rate(sf.info(str(path)).samplerate, f"{path} header sample rate")
+            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        except FreqrexError:
+            raise
+        except Exception as exc:  # corrupt or unsupported files raise various libsndfile errors
+            raise _unreadable(path, exc, chatter()) from exc
     return data, int(rate)
+
+
+def _unreadable(path: Path, exc: BaseException, chatter: str) -> FreqrexError:
+    """The real reason a file that exists could not be read, in one line."""
+    reason = first_line(exc)
+    if "does not exist" in reason or "System error" in reason:
+        # libsndfile says "does not exist" for any file whose format it cannot recognise; the
+        # decoder's own note (libmpg123: "Illegal Audio-MPEG-Header ...") says more
+        note = next((line.removeprefix("Note:").strip() for line in chatter.splitlines()
+                     if line.strip()), "")
+        reason = "not a recognised audio format" + (f": {note}" if note else "")
+    return FreqrexError(
+        f"{path} could not be read as audio ({reason}); give a WAV, FLAC, OGG or MP3 file")
+
+
+@contextmanager
+def _library_chatter() -> Iterator[Any]:
+    """Capture what C libraries print on file descriptor 2 meanwhile (libmpg123's "Note: ..."
+    lines on corrupt MP3s), so freqrex alone speaks; yields a function giving that text."""
+    captured = ""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no file descriptor 2 (embedded interpreters)
+        yield lambda: captured
+        return
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            def text() -> str:
+                sink.flush()
+                sink.seek(0)
+                return sink.read(4096).decode("utf-8", "replace")
+
+            yield text
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _as_real_array(x, name: str) -> np.ndarray:
@@ -312,7 +433,7 @@ def _check_not_silent(x: np.ndarray, where: str) -> None:
 
 
 def _check_rate(rate) -> int:
-    return positive_int(rate, "sample rate")
+    return check_sample_rate(rate, "sample rate")
 
 
 def _describe_length(n: int, sample_rate: int | None) -> str:

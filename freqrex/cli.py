@@ -21,11 +21,26 @@ import typer
 
 from freqrex.config import AttackConfig, Config, ModelConfig, default_of
 from freqrex.errors import FreqrexError, FreqrexWarning
-from freqrex.output.folders import check_output_folder
+from freqrex.output.folders import check_output_file, check_output_folder
 from freqrex.output.terminal import err, out
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Causal frequency-space explanations of audio classifiers.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from freqrex import __version__
+
+        print(f"freqrex {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Print freqrex's version and exit.")] = False) -> None:
+    """Causal frequency-space explanations of audio classifiers."""
 
 Clip = Annotated[Optional[Path], typer.Argument(  # noqa: UP045 - typer reads the annotation
     help="Audio file (default: a bundled example clip).")]
@@ -128,6 +143,11 @@ def _user_errors(command: Callable) -> Callable:
             except FreqrexError as e:
                 err.print(f"[red]error:[/] {e}", soft_wrap=True)
                 raise typer.Exit(2) from None
+            except Exception as e:
+                if not interrupted(e):
+                    raise
+                err.print("[red]interrupted[/]; nothing was written")
+                raise typer.Exit(130) from None
             except KeyboardInterrupt:
                 err.print("[red]interrupted[/]; nothing was written")
                 raise typer.Exit(130) from None
@@ -135,13 +155,36 @@ def _user_errors(command: Callable) -> Callable:
     return wrapper
 
 
+def interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Ctrl-C in disguise: Numba and C extensions turn the
+    KeyboardInterrupt raised inside them into a SystemError whose cause it is."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 20:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        current, seen = current.__cause__ or current.__context__, seen + 1
+    return False
+
+
 def _model(onnx: Path | None, options: ModelConfig, config: Config) -> Any:
     from freqrex import examples
     from freqrex.model import load_model
 
     path = onnx if onnx is not None else examples.reference_model()
+    if onnx is not None and not onnx.exists():  # a bundled model's name, e.g. musicnn-mtt
+        path = examples.bundled_model(str(onnx)) or onnx
     return load_model(path, options, activation=config.output_activation,
                       batch_size=config.batch_size)
+
+
+def _warn_if_large(path: Path, model: Any, config: Config) -> None:
+    """Say before starting when clip length x budget is large (from the file's header)."""
+    from freqrex.audio import long_run_notice
+
+    notice = long_run_notice(path, model.sample_rate, model.input_length, config.search_limit)
+    if notice:
+        err.print(f"[yellow]warning:[/] {notice}", soft_wrap=True)
 
 
 def _clip(clip: Path | None) -> Path:
@@ -160,7 +203,8 @@ def run(
     clip: Clip = None,
     onnx: Onnx = None,
     out_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP045
-        "--out", help="Folder for explanation.json, responsibility.npy, WAVs and figure.")
+        "--out", help="Folder for explanation.json, responsibility.npy, WAVs, figure and "
+        "report.html (default: none written; an earlier freqrex folder there is replaced).")
     ] = None,
     as_json: AsJson = False,
     figure: Annotated[bool, typer.Option(help="Write explanation.png.")] = True,
@@ -168,14 +212,18 @@ def run(
     configs: dict | None = None,
 ) -> None:
     """Explain a classifier's decision on CLIP: sufficient, necessary and complete bins."""
+    from freqrex.output.files import check_replaceable
     from freqrex.output.terminal import StageProgress, print_result
     from freqrex.pipeline import explain
 
     assert configs is not None
     config, options = configs[Config], configs[ModelConfig]
+    replacing = False
     if out_dir is not None:
         check_output_folder(out_dir)
+        replacing = check_replaceable(out_dir)
     model = _model(onnx, options, config)
+    _warn_if_large(_clip(clip), model, config)
     with StageProgress(quiet) as progress:
         result = explain(model, _clip(clip), sample_rate=options.sample_rate, config=config,
                          progress=progress)
@@ -184,6 +232,8 @@ def run(
     if as_json:
         print(result.to_json())
     print_result(result, err if as_json else out, out_dir)
+    if replacing:
+        err.print(f"note: replaced the earlier results in {out_dir}/")
 
 
 @app.command()
@@ -193,34 +243,50 @@ def attack(
     clip: Clip = None,
     onnx: Onnx = None,
     out_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP045
-        "--out", help="Folder for attack.json and the adversarial WAVs.")] = None,
+        "--out", help="Folder for attack.json, the adversarial WAVs, figures and report.html "
+        "(default: none written; an earlier freqrex folder there is replaced).")] = None,
     as_json: AsJson = False,
     quiet: Quiet = False,
     configs: dict | None = None,
 ) -> None:
     """Change the k most responsible frequencies (or STFT cells) of CLIP: does the class flip?"""
+    import time
+
     from freqrex.manipulation import attack as run_attack
-    from freqrex.output.files import save_attacks, to_json
+    from freqrex.output.files import attack_document, check_replaceable, save_attacks, to_json
     from freqrex.output.terminal import StageProgress, print_attacks
     from freqrex.pipeline import explain
 
     assert configs is not None
     config, settings, options = configs[Config], configs[AttackConfig], configs[ModelConfig]
+    replacing = False
     if out_dir is not None:
         check_output_folder(out_dir)
+        replacing = check_replaceable(out_dir)
+    started = time.perf_counter()
     model = _model(onnx, options, config)
     path = _clip(clip)
-    results = {}
+    _warn_if_large(path, model, config)
+    results, explained = {}, {}
     for name in settings.domains:
         with StageProgress(quiet) as progress:
-            explained = explain(model, path, sample_rate=options.sample_rate,
-                                config=config.replace(domain=name), progress=progress)
-        results[name] = run_attack(model, result=explained, attack_config=settings)
+            explained[name] = explain(model, path, sample_rate=options.sample_rate,
+                                      config=config.replace(domain=name), progress=progress)
+        results[name] = run_attack(model, result=explained[name], attack_config=settings)
     if out_dir is not None:
-        save_attacks(results, out_dir)
+        save_attacks(results, out_dir, explained=explained, settings=settings)
     if as_json:
-        print(to_json({name: r.to_dict() for name, r in results.items()}))
-    print_attacks(results, err if as_json else out)
+        print(to_json({name: attack_document(r, explained[name], settings)
+                       for name, r in results.items()}))
+    console = err if as_json else out
+    print_attacks(results, console)
+    console.print(f"{model.stats.calls} model calls ({model.stats.samples} waveforms), "
+                  f"{time.perf_counter() - started:.2f} s in all")
+    if out_dir is not None:
+        console.print(f"written to {out_dir}/ (attack.json and WAVs per domain, figures; "
+                      "open report.html to listen)", width=min(console.width, 80))
+    if replacing:
+        err.print(f"note: replaced the earlier results in {out_dir}/")
 
 
 @app.command()
@@ -259,13 +325,15 @@ def evaluate(
         show_default=False)],
     onnx: Onnx = None,
     report: Annotated[Optional[Path], typer.Option(  # noqa: UP045
-        help="Write the Markdown report here, with flip_rate.png and sizes.png.")] = None,
+        help="Write the Markdown report here, with report.html, flip_rate.png and sizes.png "
+        "beside it (default: no report).")] = None,
     csv: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         help="Write the table as CSV (default: the report's name with .csv).")] = None,
     workers: Annotated[int, typer.Option(
         help="Local Dask worker processes; 0 runs serially in this process.")] = 2,
     scheduler: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        help="Existing Dask scheduler, tcp://host:port (replaces --workers).")] = None,
+        help="Existing Dask scheduler, tcp://host:port (default: none; replaces --workers).")
+    ] = None,
     retry_errors: Annotated[bool, typer.Option(
         help="Evaluate again the clips recorded with an error.")] = False,
     timeout: Annotated[float, typer.Option(
@@ -284,9 +352,11 @@ def evaluate(
     from freqrex.output.terminal import ClipProgress
 
     assert configs is not None
-    if report is not None and report.is_dir():
-        raise FreqrexError(f"--report {report} is a directory; give a file name such as "
-                           f"{report / 'report.md'}")
+    # before any clip is evaluated: a report refused after the run would waste it
+    if report is not None:
+        check_output_file(report, "--report")
+    if csv is not None:
+        check_output_file(csv, "--csv")
     display = ClipProgress(quiet)
     try:
         with display:
@@ -296,7 +366,9 @@ def evaluate(
                 options=configs[ModelConfig], workers=workers, scheduler=scheduler,
                 retry_errors=retry_errors, timeout=timeout, progress=display.update,
                 on_clip=display.clip)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as e:
+        if not interrupted(e):
+            raise
         err.print(f"[red]interrupted[/]; {display.stored} clips of this run are saved in {db}; "
                   "run the same command again to resume")
         raise typer.Exit(130) from None
@@ -310,6 +382,45 @@ def evaluate(
         err.print(f"nothing to evaluate: all {result.total} clips are already in {db}")
     for path in write_report(result.summary, report, csv):
         err.print(f"written: {path}")
+    if report is not None:
+        from freqrex.evaluation.report import PAPER_NOTE
+        from freqrex.output.files import write_evaluation_page
+
+        err.print(f"written: {write_evaluation_page(result.summary, report, PAPER_NOTE)}")
+
+
+
+@app.command()
+@_user_errors
+@with_configs(Config, ModelConfig)
+def compare(
+    clip: Clip = None,
+    onnx: Onnx = None,
+    out_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--out", help="Folder for compare.json and compare.png.")] = None,
+    as_json: AsJson = False,
+    figure: Annotated[bool, typer.Option(help="Write compare.png.")] = True,
+    quiet: Quiet = False,
+    configs: dict | None = None,
+) -> None:
+    """Rank CLIP's features by responsibility and by baselines; compare sets and curves."""
+    from freqrex.comparison import compare as run_compare
+    from freqrex.output.files import to_json
+    from freqrex.output.terminal import StageProgress, print_comparison
+
+    assert configs is not None
+    config, options = configs[Config], configs[ModelConfig]
+    if out_dir is not None:
+        check_output_folder(out_dir)
+    model = _model(onnx, options, config)
+    with StageProgress(quiet) as progress:
+        result = run_compare(model, _clip(clip), sample_rate=options.sample_rate,
+                             config=config, progress=progress)
+    if out_dir is not None:
+        result.save(out_dir, figure=figure)
+    if as_json:
+        print(to_json(result.to_dict()))
+    print_comparison(result, err if as_json else out, out_dir)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,6 +20,7 @@ from freqrex.errors import InputError
 DOMAINS = ("fft", "stft")
 ACTIVATIONS = ("auto", "softmax", "sigmoid", "none")
 SEARCHES = ("bracket", "linear")
+NECESSARY_RULES = ("class", "confidence")
 ATTACK_MODES = ("remove", "attenuate")
 PROVIDERS = ("auto", "cpu", "cuda")
 DEFAULT_KS = (1, 2, 5, 10, 20, 50, 100)
@@ -107,6 +108,12 @@ class Config(_Checked):
         Smallest child a split may produce, in bins (cells per side for stft).
     search_limit : int
         Model evaluations (mutants) the responsibility search may spend over all iterations.
+    stable_rounds, stability : int, float
+        Adaptive stop: after each iteration the smallest sufficient prefix of the ranking
+        so far is found; an iteration improves the answer when that prefix is smaller than
+        ``stability`` times the best before it. After ``stable_rounds`` iterations in a row
+        without an improvement the search stops (``stable_rounds=0``: every iteration
+        runs, the fixed budget).
     confidence_filter : float
         A mutant passes when its class is the target and its target probability is at least
         ``confidence_filter`` times the original's.
@@ -129,7 +136,25 @@ class Config(_Checked):
     chunk : int
         Step, in bins, of the linear extraction search.
     complete_tolerance : float
-        The complete set recovers the original confidence to within this (absolute) amount.
+        The complete set recovers the original confidence to within this (absolute) amount,
+        both ways.
+    necessary_rule : str
+        ``"class"`` (default): removing a necessary set makes another class the top class;
+        ``"confidence"``: the removal need only fail the sufficiency test.
+    dense_limit : int
+        Every prefix size up to this many features is tested in the first extraction batch,
+        so a smallest prefix within it is proven smallest.
+    minimal_budget : int
+        Mutants the shrinking of the found sets to subset-minimal ones may evaluate (all
+        kinds together); 0 reports the prefixes unshrunk.
+    multiple : int
+        Up to this many sufficient sets, each subset-minimal and verified (1: only the
+        first); see :mod:`freqrex.multiple`.
+    max_overlap : float
+        Share of an earlier set's features a later set may reuse (0: pairwise disjoint).
+    multiple_budget : int
+        Mutants the search for the sets after the first may evaluate (re-ranked prefix
+        searches, fresh restricted responsibility searches and shrinking together).
     """
 
     target: int | str | None = param(
@@ -140,6 +165,12 @@ class Config(_Checked):
     max_depth: int = param(12, "How many times a box may be split below the root.")
     min_box_size: int = param(1, "Smallest box a split may produce, in bins.")
     search_limit: int = param(3000, "Mutants the responsibility search may evaluate.")
+    stable_rounds: int = param(
+        2, "Stop the search after this many iterations in a row that did not shrink the "
+        "smallest sufficient prefix; 0 always runs every iteration.")
+    stability: float = param(
+        0.9, "An iteration shrinks the sufficient prefix when it is below this share of the "
+        "best so far.")
     confidence_filter: float = param(
         0.5, "A mutant passes when the target stays on top with at least this share of the "
         "original confidence.")
@@ -157,10 +188,30 @@ class Config(_Checked):
     chunk: int = param(64, "Step of the linear extraction search, in bins.")
     complete_tolerance: float = param(
         0.02, "The complete set recovers the original confidence to within this much.")
+    necessary_rule: str = param(
+        "class", "Removing a necessary set must change the top class (class), or only drop "
+        "the confidence below the filter (confidence).")
+    dense_limit: int = param(
+        64, "Prefix sizes up to this are all tested, so a smallest size within it is exact.")
+    minimal_budget: int = param(
+        500, "Mutants spent shrinking the sets to subset-minimal ones (0: do not shrink).")
+    multiple: int = param(
+        1, "Look for up to this many sufficient sets, each minimal and verified, disjoint by "
+        "default: how many independent reasons the model has (1: only the first).")
+    max_overlap: float = param(
+        0.0, "Share of an earlier set's features a later set may reuse (0: disjoint sets).")
+    multiple_budget: int = param(
+        3000, "Mutants the search for the sufficient sets after the first may evaluate.")
 
     def __post_init__(self) -> None:
         _positive(self, "iterations", "max_depth", "min_box_size", "search_limit",
-                  "batch_size", "chunk", "n_fft", "hop")
+                  "batch_size", "chunk", "n_fft", "hop", "dense_limit", "multiple",
+                  "multiple_budget")
+        _choice(self, "necessary_rule", NECESSARY_RULES)
+        if (not isinstance(self.minimal_budget, int) or isinstance(self.minimal_budget, bool)
+                or self.minimal_budget < 0):
+            raise InputError("minimal_budget must be a non-negative integer, got "
+                             f"{self.minimal_budget!r}")
         if self.hop > self.n_fft // 2:
             raise InputError(f"hop ({self.hop}) must be at most n_fft/2 ({self.n_fft // 2}) "
                              "for the inverse STFT to be exact")
@@ -169,6 +220,7 @@ class Config(_Checked):
         _choice(self, "search", SEARCHES)
         _unit_interval(self, "confidence_filter", closed=True)
         _unit_interval(self, "complete_tolerance", closed=False)
+        _unit_interval(self, "max_overlap", closed=False)
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.freq_range is not None:
@@ -239,21 +291,68 @@ class ModelConfig(_Checked):
         or ``cuda``.
     threads : int, optional
         Threads per model call (default: ONNX Runtime's choice, 1 per Dask worker).
+    sessions : int, optional
+        ONNX Runtime sessions run concurrently on parts of each batch, one thread each
+        (``1``: one session using ``threads``; default: measured at the first calls, one
+        session or one per core, whichever scores more waveforms per second).
+    max_memory : int or str, optional
+        Memory budget of a model call (the model's activations and its input batch), in
+        bytes or as text (``"4GiB"``, ``"500MB"``); default min(4 GiB, 25% of the RAM).
+        It changes how calls are batched, never the result.
     """
 
     sample_rate: int | None = param(None, "The model's sample rate in Hz, when its metadata "
-                                    "has none.", metavar="HZ")
+                                    "has none (default: the metadata's).", metavar="HZ")
     labels: Path | None = param(None, "Class names, when the model's metadata has none: one "
-                                "per line or a JSON list.", parse=Path, metavar="FILE")
+                                "per line or a JSON list (default: the metadata's).", parse=Path,
+                                metavar="FILE")
     provider: str = param("auto", "Execution provider: auto, cpu or cuda.")
     threads: int | None = param(None, "Threads per model call (default: ONNX Runtime's "
                                 "choice; 1 per Dask worker).", metavar="N")
+    sessions: int | None = param(
+        None, "ONNX Runtime sessions run at once on parts of each batch (default: measured "
+        "at the first calls, 1 or one per core).", metavar="N")
+    max_memory: int | None = param(
+        None, "Memory budget of a model call (model + input batch), e.g. 4GiB or 500MB "
+        "(default: min(4 GiB, 25% of RAM)).", parse=lambda text: parse_memory(text),
+        metavar="BYTES")
 
     def __post_init__(self) -> None:
         _choice(self, "provider", PROVIDERS)
-        for name in ("sample_rate", "threads"):
+        for name in ("sample_rate", "threads", "sessions"):
             if getattr(self, name) is not None:
                 _positive(self, name)
+        if self.max_memory is not None:
+            object.__setattr__(self, "max_memory", parse_memory(self.max_memory))
+
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2,
+          "g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4, "kib": 1024,
+          "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def parse_memory(value: Any) -> int:
+    """A memory size in bytes: a positive whole number, or text such as ``"4GiB"``,
+    ``"1.5 GB"`` or ``"500MB"`` (k/M/G/T: powers of 1000; KiB/MiB/GiB/TiB: of 1024).
+
+    Examples
+    --------
+    >>> parse_memory("4GiB"), parse_memory("500MB"), parse_memory(1024)
+    (4294967296, 500000000, 1024)
+    """
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = text[len(digits):]
+        try:
+            number = float(digits)
+        except ValueError:
+            number = math.nan
+        if unit not in _UNITS or not math.isfinite(number) or number * _UNITS[unit] < 1:
+            raise InputError(f"max_memory takes bytes or a size such as 4GiB or 500MB, got "
+                             f"{value!r}")
+        return int(number * _UNITS[unit])
+    return positive_int(value, "max_memory")
 
 
 def positive_int(value: Any, name: str) -> int:

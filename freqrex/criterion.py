@@ -1,4 +1,16 @@
-"""When a mutant passes: the model still picks the target, with enough confidence."""
+"""The predicates of METHOD.md "Explanations", bound to one clip: the one place they live.
+
+- **sufficient**: the target is the top class on the kept features and
+  ``p_t >= confidence_filter * p0``;
+- **necessary**: sufficient, and removing the features makes another class the top class
+  (``necessary_rule="class"``, the default); the weaker ``"confidence"`` rule only asks
+  the removal to push ``p_t`` below ``confidence_filter * p0``;
+- **complete**: the target is the top class and ``|p_t - p0| <= complete_tolerance``,
+  both ways: a higher confidence is as incomplete as a lower one.
+
+"The top class" is strict: a class tied with the target at the maximum beats it, so a
+model whose scores are all tied never makes any set pass (and the run says why).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +19,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from freqrex.config import NECESSARY_RULES
+
 KINDS = ("sufficient", "necessary", "complete")
 """The three explanations, in the order they are searched and reported."""
+
+
+def on_top(probabilities: np.ndarray, target: int) -> np.ndarray:
+    """Per row: is ``target`` strictly above every other class?"""
+    p = np.asarray(probabilities, dtype=np.float64)
+    others = np.delete(p, target, axis=1)
+    best_other = others.max(axis=1) if others.shape[1] else np.full(p.shape[0], -np.inf)
+    return p[:, target] > best_other
 
 
 @dataclass(frozen=True)
@@ -22,15 +44,32 @@ class Criterion:
     target : int
         The class being explained.
     original_confidence : float
-        ``p_target(x)`` of the unmodified clip.
+        ``p_target(x)`` of the unmodified clip (``p0``).
     confidence_filter : float
-        A mutant passes when its target probability is at least this share of the original's.
+        A mutant passes when its target probability is at least this share of ``p0``.
+    complete_tolerance : float
+        How far from ``p0`` (either way) a complete set's confidence may be.
+    necessary_rule : str
+        ``"class"``: removing a necessary set changes the top class; ``"confidence"``:
+        it only needs to fail the sufficiency test.
+
+    Examples
+    --------
+    >>> c = Criterion(lambda x: x, target=0, original_confidence=0.8, confidence_filter=0.5)
+    >>> c.passes(np.array([[0.5, 0.3, 0.2]])).tolist()
+    [True]
     """
 
     model: Callable[[np.ndarray], np.ndarray]
     target: int
     original_confidence: float
     confidence_filter: float
+    complete_tolerance: float = 0.02
+    necessary_rule: str = "class"
+
+    def __post_init__(self) -> None:
+        if self.necessary_rule not in NECESSARY_RULES:
+            raise ValueError(f"necessary_rule must be one of {NECESSARY_RULES}")
 
     @property
     def threshold(self) -> float:
@@ -40,10 +79,44 @@ class Criterion:
         return np.asarray(self.model(waveforms), dtype=np.float64)
 
     def passes(self, probabilities: np.ndarray) -> np.ndarray:
-        """Boolean per row of ``probabilities``."""
-        top = np.argmax(probabilities, axis=1)
-        return (top == self.target) & (probabilities[:, self.target] >= self.threshold)
+        """Sufficiency per row of ``probabilities``: target on top, confidence kept."""
+        p = np.asarray(probabilities, dtype=np.float64)
+        return on_top(p, self.target) & (p[:, self.target] >= self.threshold)
+
+    def complete(self, probabilities: np.ndarray) -> np.ndarray:
+        """Completeness per row: target on top, confidence within the tolerance of ``p0``."""
+        p = np.asarray(probabilities, dtype=np.float64)
+        close = np.abs(p[:, self.target] - self.original_confidence) <= self.complete_tolerance
+        return on_top(p, self.target) & close
+
+    def removal_breaks(self, removed: np.ndarray) -> np.ndarray:
+        """Per row of the model's output on the clip *without* a set: does it break the
+        decision as ``necessary_rule`` asks?"""
+        p = np.asarray(removed, dtype=np.float64)
+        if self.necessary_rule == "class":
+            return ~on_top(p, self.target)
+        return ~self.passes(p)
+
+    def holds(self, kind: str, kept: np.ndarray, removed: np.ndarray | None = None) -> np.ndarray:
+        """The predicate of ``kind`` per row, from the model's output on the kept features
+        (and, for ``"necessary"``, on the clip without them)."""
+        if kind == "sufficient":
+            return self.passes(kept)
+        if kind == "complete":
+            return self.complete(kept)
+        if kind == "necessary":
+            if removed is None:
+                raise ValueError("the necessary predicate needs the removed probabilities")
+            return self.passes(kept) & self.removal_breaks(removed)
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
     def test(self, waveforms: np.ndarray) -> np.ndarray:
         """Run the model on ``waveforms`` and say which pass."""
         return self.passes(self.probabilities(waveforms))
+
+    def describe(self) -> dict:
+        """The rules as recorded in a result's JSON."""
+        return {"confidence_filter": self.confidence_filter,
+                "threshold": self.threshold, "original_confidence": self.original_confidence,
+                "complete_tolerance": self.complete_tolerance,
+                "necessary_rule": self.necessary_rule, "top_class": "strict"}

@@ -43,6 +43,9 @@ class Explanation:
 
     ``found`` is False when the search could not find a set meeting the definition; the
     other fields are then empty. ``verified`` says whether the final model call confirmed it.
+    ``bins`` is the subset-minimal set when ``minimal`` is set (shrunk from the smallest
+    prefix of the ranking, ``prefix_size`` features); otherwise the prefix itself, with
+    ``minimal_note`` saying why it was not shrunk.
     """
 
     kind: str
@@ -56,6 +59,10 @@ class Explanation:
     prediction: Prediction | None = None
     removed: Prediction | None = None       # necessary only: the clip without these bins
     audio: np.ndarray | None = None
+    prefix_size: int = 0            # the smallest prefix of the ranking meeting the definition
+    proven_smallest: bool = False   # every smaller prefix was tested and failed
+    minimal: bool = False           # no single feature of ``bins`` can be dropped
+    minimal_note: str = ""          # why ``bins`` is not proven minimal, when it is not
 
     @property
     def size(self) -> int:
@@ -67,6 +74,9 @@ class Explanation:
                "hz_ranges": [list(r) for r in self.hz_ranges],
                "time_ranges": [list(r) for r in self.time_ranges],
                "prediction": self.prediction.to_dict() if self.prediction else None,
+               "prefix_size": self.prefix_size if self.found else None,
+               "proven_smallest": self.proven_smallest, "minimal": self.minimal,
+               "minimal_note": self.minimal_note or None,
                "bins": self.bins.tolist()}
         if self.kind == "necessary":
             out["removed_prediction"] = self.removed.to_dict() if self.removed else None
@@ -83,12 +93,19 @@ class RunStats:
     splits: int
     seconds_total: float
     seconds_model: float      # inside model inference
+    iterations: int = 0       # search iterations run
+    stopped: str = ""         # why the search stopped: "stable" or "iterations"
+    sizes: list[int | None] = field(default_factory=list)  # sufficient prefix per iteration
+    reused: int = 0           # mutants asked for again and answered without the model
 
     def to_dict(self) -> dict:
         return {"model_calls": self.model_calls, "mutants": self.mutants,
                 "search_mutants": self.search_mutants, "splits": self.splits,
                 "seconds_total": self.seconds_total, "seconds_model": self.seconds_model,
-                "seconds_outside_model": self.seconds_total - self.seconds_model}
+                "seconds_outside_model": self.seconds_total - self.seconds_model,
+                "search": {"iterations": self.iterations, "stopped": self.stopped,
+                           "sufficient_prefix_sizes": self.sizes},
+                "reused_mutants": self.reused}
 
 
 @dataclass
@@ -129,6 +146,20 @@ class Result:
     domain: Domain = field(repr=False, compare=False)
     model_info: dict = field(default_factory=dict)
     source: str | None = None
+    warnings: list[str] = field(default_factory=list)   # degenerate decisions, said aloud
+    criterion: dict = field(default_factory=dict)       # the rules the sets were tested by
+    # multiple > 1: the sufficient sets found (the first is ``sufficient``), and the summary
+    # of :func:`freqrex.multiple.redundancy` (None when not searched).
+    explanations_multi: list[Explanation] = field(default_factory=list)
+    redundancy: dict | None = None
+
+    @property
+    def attack_ranking(self) -> np.ndarray:
+        """What the attacks change first: the necessary set's features, most responsible
+        first, then the rest of the ranking (METHOD.md: "the k most responsible bins of
+        the necessary set")."""
+        inside = np.isin(self.ranking, self.necessary.bins)
+        return np.concatenate([self.ranking[inside], self.ranking[~inside]])
 
     @property
     def sufficient(self) -> Explanation:
@@ -170,7 +201,11 @@ class Result:
                        "confidence": self.confidence,
                        "is_top_class": self.prediction.class_index == self.target},
             "prediction": self.prediction.to_dict(),
+            "criterion": self.criterion,
+            "warnings": list(self.warnings),
             "explanations": {k: e.to_dict() for k, e in self.explanations.items()},
+            **({"explanations_multi": [e.to_dict() for e in self.explanations_multi],
+                "redundancy": self.redundancy} if self.redundancy is not None else {}),
             "stats": self.stats.to_dict(),
             "config": self.config.to_dict(),
         }
@@ -203,8 +238,19 @@ class Result:
 
         return save_result(self, out_dir, figure=figure)
 
-    def plot(self, fig: Any = None) -> Figure:
-        """The explanation figure: a new :class:`matplotlib.figure.Figure`, or ``fig``."""
+    def plot(self, ax: Any = None, fig: Any = None) -> Figure:
+        """The explanation figure (:func:`freqrex.output.figures.plot_result`).
+
+        With ``ax``, only the spectrum (or spectrogram) with the sets marked, drawn into that
+        axes; otherwise every panel, in ``fig`` or a new :class:`matplotlib.figure.Figure`.
+        Nothing switches matplotlib's backend, so it works in notebooks as in scripts.
+        """
         from freqrex.output.figures import plot_result
 
-        return plot_result(self, fig=fig)
+        return plot_result(self, fig=fig, ax=ax)
+
+    def __str__(self) -> str:
+        """What ``freqrex run`` prints: the clip, model, target, rule and the three sets."""
+        from freqrex.output.terminal import as_text
+
+        return as_text(self)

@@ -1,24 +1,40 @@
-"""Sufficient, necessary and complete bin sets from a responsibility ranking.
+"""Sufficient, necessary and complete sets from a ranking: smallest prefixes, then minimal sets.
 
-Bins are ranked by responsibility (ties: larger magnitude first) and ``top(k)`` is the
-first ``k``. Each explanation is the smallest ``k`` meeting its predicate. The predicates
-are nearly monotone in ``k``, so the default search brackets ``k`` with geometric steps
-and then probes evenly inside the bracket, one model batch per round; ``linear`` scans in
-steps of ``chunk`` like ReX. Whatever is found is verified by one last model call.
+Features are ranked by responsibility (ties: larger magnitude first) and ``top(k)`` is the
+first ``k``. For each kind (predicates in :mod:`freqrex.criterion`):
+
+1. **Smallest prefix** (:func:`smallest_prefix`). The predicates are not monotone in
+   ``k``, so the first batch tests *every* ``k`` from the start up to ``dense_limit``
+   features beyond it, plus geometric steps to the end. If one of the dense ``k`` holds,
+   the first that does is the answer and it is *proven* smallest. Otherwise the first
+   holding step brackets the answer, ``PROBES`` evenly spaced probes per batch narrow the
+   bracket, and the last bracket is scanned whole. Guarantee: the reported ``k`` holds,
+   ``k - 1`` fails, every tested ``k`` below it fails, and ``k`` is exact whenever the
+   predicate is monotone beyond the dense range; ``proven`` says whether every smaller
+   ``k`` was tested. ``search="linear"`` scans in steps of ``chunk`` as ReX does.
+2. **Minimal set** (:func:`shrink`): the prefix is shrunk to a subset-minimal set (no
+   single feature can be dropped with the predicate still holding), ddmin style, in
+   batched rounds within ``minimal_budget`` mutants.
+3. **Verification**: one last model call on every reported set.
+
+Every batch is a fixed list of mutants, so nothing depends on ``batch_size``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from freqrex.config import Config
 from freqrex.criterion import KINDS, Criterion
 from freqrex.domains import Domain
+from freqrex.mutants import Mutants
 
 Predicate = Callable[[np.ndarray], np.ndarray]
+PROBES = 32
+"""Probes per refinement batch: a constant, so the search never depends on ``batch_size``."""
 
 
 @dataclass
@@ -26,9 +42,13 @@ class Extracted:
     """One explanation as found by the search, before it is dressed up for reporting."""
 
     kind: str
-    k: int | None                    # number of top-ranked bins; None when not found
+    k: int | None                    # smallest prefix size; None when not found
+    proven: bool = False             # every smaller prefix was tested and failed
+    bins: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # rank order
+    minimal: bool = False            # no single feature of ``bins`` can be dropped
+    minimal_note: str = ""           # why the set is not proven minimal, when it is not
     verified: bool = False
-    probabilities: np.ndarray | None = None          # model output on the kept bins
+    probabilities: np.ndarray | None = None          # model output on the kept features
     removed_probabilities: np.ndarray | None = None  # on the clip without them (necessary)
     audio: np.ndarray | None = None
 
@@ -40,131 +60,298 @@ def rank_bins(responsibility: np.ndarray, magnitude: np.ndarray,
     return candidates[np.lexsort((candidates, -m, -r))]
 
 
+class Prefixes:
+    """The model's outputs on prefixes of one ranking, each mutant evaluated at most once.
+
+    The sufficient and complete predicates read the same outputs (the kept prefix) and the
+    necessary one adds the clip without it; all of them go through the explanation's
+    :class:`~freqrex.mutants.Mutants`, so prefixes that an earlier ranking (or the
+    search, or the minimisation) already evaluated cost nothing.
+    """
+
+    def __init__(self, domain: Domain, criterion: Criterion, ranking: np.ndarray,
+                 mutants: Mutants | None = None) -> None:
+        self.domain, self.criterion, self.ranking = domain, criterion, ranking
+        self.mutants = mutants or Mutants(domain, criterion)
+
+    def outputs(self, ks: np.ndarray, removal: bool = False
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities on each prefix in ``ks`` (and on the clip without it), one batch."""
+        ks = np.asarray(ks, dtype=np.int64)
+        keys = self.mutants.prefix_keys(self.ranking, ks.tolist())
+        return self.mutants.ask(keys, lambda rows: self.domain.keep_top(self.ranking, ks[rows]),
+                                removal=removal)
+
+    def holds(self, kind: str, ks: np.ndarray) -> np.ndarray:
+        """The predicate of ``kind`` for each prefix size in ``ks``."""
+        kept, removed = self.outputs(ks, removal=kind == "necessary")
+        return self.criterion.holds(kind, kept, removed)
+
+    def predicate(self, kind: str) -> Predicate:
+        return lambda ks: self.holds(kind, ks)
+
+    def target_probability(self, ks: np.ndarray, removal: bool = False) -> np.ndarray:
+        """``p_target`` on each prefix (or on the clip without it)."""
+        kept, removed = self.outputs(ks, removal=removal)
+        table = removed if removal else kept
+        assert table is not None
+        return table[:, self.criterion.target]
+
+
+class _Scan:
+    """A predicate over prefix sizes that remembers every answer it gave."""
+
+    def __init__(self, predicate: Predicate, lo: int) -> None:
+        self.predicate, self.lo = predicate, lo
+        self.seen: dict[int, bool] = {}
+
+    def ask(self, ks: list[int] | np.ndarray) -> None:
+        new = [int(k) for k in dict.fromkeys(np.asarray(ks).tolist()) if int(k) not in self.seen]
+        if new:
+            for k, ok in zip(new, self.predicate(np.array(new, dtype=np.int64))):
+                self.seen[k] = bool(ok)
+
+    def first_true(self, below: int | None = None) -> int | None:
+        return next((k for k in sorted(self.seen) if self.seen[k]
+                     and (below is None or k < below)), None)
+
+    def last_false_before(self, k: int) -> int:
+        return max((j for j in self.seen if j < k), default=self.lo - 1)
+
+    def result(self, k: int | None, hi: int) -> tuple[int | None, bool]:
+        end = hi + 1 if k is None else k
+        return k, all(j in self.seen for j in range(self.lo, end))
+
+
+def smallest_prefix(predicate: Predicate, lo: int, hi: int, *, dense_limit: int = 64,
+                    probes: int = PROBES) -> tuple[int | None, bool]:
+    """Smallest ``k`` in ``[lo, hi]`` where ``predicate`` holds, and whether it is proven.
+
+    Parameters
+    ----------
+    predicate : callable
+        int64 ``[M]`` prefix sizes to bool ``[M]``; called once per batch.
+    lo, hi : int
+        The range searched.
+    dense_limit : int
+        ``k = lo .. lo + dense_limit - 1`` are all tested in the first batch.
+    probes : int
+        Probes per refinement batch.
+
+    Returns
+    -------
+    k : int or None
+        None when no probe held.
+    proven : bool
+        Every ``k'`` in ``[lo, k)`` (``[lo, hi]`` for None) was tested and failed: ``k`` is
+        the smallest. Without proof ``k`` still holds, ``k - 1`` fails, and it is exact for
+        a predicate monotone beyond the dense range.
+
+    Examples
+    --------
+    >>> smallest_prefix(lambda ks: (ks == 17) | (ks >= 300), 1, 1000)
+    (17, True)
+    """
+    scan = _Scan(predicate, lo)
+    if hi < lo:
+        return None, True
+    dense_end = min(hi, lo + dense_limit - 1)
+    steps = dense_end + (1 << np.arange(int(np.log2(max(hi - dense_end, 1))) + 2))
+    scan.ask(np.concatenate([np.arange(lo, dense_end + 1), steps[steps < hi], [hi]]))
+    first = scan.first_true()
+    if first is None:
+        return scan.result(None, hi)
+    above, below = first, scan.last_false_before(first)
+    while above - below > 1:
+        inner = np.unique(np.linspace(below, above, probes + 2).round().astype(np.int64))
+        scan.ask(inner[(inner > below) & (inner < above)])
+        above = scan.first_true() or above   # never None once something held
+        below = scan.last_false_before(above)
+    return scan.result(above, hi)
+
+
+def linear_prefix(predicate: Predicate, lo: int, hi: int, *, chunk: int,
+                  probes: int = PROBES) -> tuple[int | None, bool]:
+    """Smallest ``k`` in ``[lo, hi]`` by ReX's scan: steps of ``chunk``, ``probes`` per batch,
+    then the first holding step scanned feature by feature. Returns ``(k, proven)``."""
+    scan = _Scan(predicate, lo)
+    coarse = np.unique(np.append(np.arange(lo, hi + 1, chunk), hi))
+    for start in range(0, len(coarse), probes):
+        scan.ask(coarse[start:start + probes])
+        if scan.first_true() is not None:
+            break
+    k = scan.first_true()
+    if k is None:
+        return scan.result(None, hi)
+    fine = np.arange(scan.last_false_before(k) + 1, k, dtype=np.int64)
+    for start in range(0, len(fine), probes):
+        scan.ask(fine[start:start + probes])
+        if scan.first_true() != k:
+            break
+    return scan.result(scan.first_true(), hi)
+
+
 def extract(domain: Domain, criterion: Criterion, ranking: np.ndarray,
-            config: Config) -> dict[str, Extracted]:
-    """Find and verify the sufficient, necessary and complete sets.
+            config: Config, mutants: Mutants | None = None) -> dict[str, Extracted]:
+    """Find, shrink and verify the sufficient, necessary and complete sets.
+
+    Parameters
+    ----------
+    mutants : Mutants, optional
+        The explanation's mutant answers (shared with the search); a new one if omitted.
 
     Returns
     -------
     dict
         ``kind -> Extracted`` for the three kinds, in order.
     """
-    predicates = _predicates(domain, criterion, ranking, config.complete_tolerance)
-    search = _searcher(config)
+    mutants = mutants or Mutants(domain, criterion)
+    prefixes = Prefixes(domain, criterion, ranking, mutants)
     total = len(ranking)
-    k_suff = search(predicates["sufficient"], 1, total)
-    k_nec = search(predicates["necessary"], k_suff, total) if k_suff else None
-    start = k_nec or k_suff
-    k_comp = search(predicates["complete"], start, total) if start else None
-    found = {"sufficient": k_suff, "necessary": k_nec, "complete": k_comp}
-    return _verify(domain, criterion, ranking, found, config.complete_tolerance)
+    found: dict[str, Extracted] = {}
+    start = 1
+    for kind in KINDS:
+        k, proven = find_prefix(prefixes.predicate(kind), start, total, config)
+        found[kind] = Extracted(kind, k, proven=proven)
+        start = k if k is not None else start   # k' >= k, k'' >= k' (METHOD.md)
+        if kind == "sufficient" and k is None:  # nothing else can hold without it
+            break
+    for kind in KINDS:
+        found.setdefault(kind, Extracted(kind, None))
+    budget = config.minimal_budget
+    for e in found.values():
+        if e.k is None:
+            continue
+        e.bins, e.minimal, e.minimal_note, spent = shrink(
+            domain, criterion, e.kind, ranking[:e.k], budget, mutants)
+        budget -= spent
+    return _verify(domain, criterion, found)
 
 
-def _predicates(domain: Domain, criterion: Criterion, ranking: np.ndarray,
-                tolerance: float) -> dict[str, Predicate]:
-    target = criterion.target
-
-    def sufficient(ks: np.ndarray) -> np.ndarray:
-        return criterion.test(domain.keep_top(ranking, ks))
-
-    def necessary(ks: np.ndarray) -> np.ndarray:
-        kept = domain.keep_top(ranking, ks)
-        both = criterion.test(np.concatenate([kept, domain.remove(kept)]))
-        return both[:len(ks)] & ~both[len(ks):]
-
-    def complete(ks: np.ndarray) -> np.ndarray:
-        probs = criterion.probabilities(domain.keep_top(ranking, ks))
-        return _recovers(probs, target, criterion.original_confidence, tolerance)
-
-    return {"sufficient": sufficient, "necessary": necessary, "complete": complete}
-
-
-def _recovers(probs: np.ndarray, target: int, original: float, tolerance: float) -> np.ndarray:
-    return (np.argmax(probs, axis=1) == target) & (probs[:, target] >= original - tolerance)
-
-
-def _searcher(config: Config) -> Callable[[Predicate, int, int], int | None]:
-    probes = max(3, config.batch_size // 2)
+def find_prefix(predicate: Predicate, lo: int, hi: int,
+                config: Config) -> tuple[int | None, bool]:
+    """The configured prefix search (``config.search``) over ``[lo, hi]``."""
     if config.search == "linear":
-        return lambda pred, lo, hi: linear_search(pred, lo, hi, config.chunk, probes)
-    return lambda pred, lo, hi: bracket_search(pred, lo, hi, probes)
+        return linear_prefix(predicate, lo, hi, chunk=config.chunk)
+    return smallest_prefix(predicate, lo, hi, dense_limit=config.dense_limit)
 
 
-def bracket_search(predicate: Predicate, lo: int, hi: int, probes: int) -> int | None:
-    """Smallest ``k`` in ``[lo, hi]`` where ``predicate`` holds, for a monotone predicate.
+def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
+           budget: int, mutants: Mutants | None = None) -> tuple[np.ndarray, bool, str, int]:
+    """Shrink a set meeting ``kind``'s predicate to a subset-minimal one (ddmin style).
 
-    First round: ``k = lo, lo+1, lo+3, lo+7, ..., hi`` in one batch. Then ``probes`` evenly
-    spaced values inside the bracket per round until it is one wide: O(log n) rounds.
-    ``None`` when the predicate fails on every probe of the first round (``hi`` included).
+    Each round removes each of ``g`` chunks of the set in one batch; the chunks whose
+    removal keeps the predicate are then dropped together (or half of them, a quarter...:
+    the largest union that still holds, one more batch). No chunk removable: ``g`` doubles.
+    The last rounds have chunks of one feature: when none of those can go the set is
+    *minimal*. Sets are evaluated once each (through ``mutants``, shared with the rest of
+    the explanation); the order (most responsible first) is kept.
+
+    Returns
+    -------
+    bins : np.ndarray
+        The shrunk set, in the order of ``bins``.
+    minimal : bool
+        Proven subset-minimal (the last round tried every single removal).
+    note : str
+        Why not, when not.
+    spent : int
+        Mutants evaluated.
     """
-    steps = lo + (1 << np.arange(int(np.log2(max(hi - lo, 1))) + 2)) - 1
-    ks = np.unique(np.append(steps[steps < hi], hi))
-    ok = predicate(ks)
-    if not ok.any():
-        return None
-    j = int(np.argmax(ok))
-    if j == 0:
-        return int(ks[0])
-    below, above = int(ks[j - 1]), int(ks[j])   # predicate fails at below, holds at above
-    while above - below > 1:
-        inner = np.unique(np.linspace(below, above, probes + 2).round().astype(np.int64))
-        inner = inner[(inner > below) & (inner < above)]
-        ok = predicate(inner)
-        if ok.any():
-            i = int(np.argmax(ok))
-            above = int(inner[i])
-            below = int(inner[i - 1]) if i > 0 else below
-        else:
-            below = int(inner[-1])
-    return above
+    per_set = 2 if kind == "necessary" else 1
+    mutants = mutants or Mutants(domain, criterion)
+    spent = 0
+
+    def holds(sets: list[np.ndarray]) -> np.ndarray:
+        nonlocal spent
+        before = mutants.evaluated
+        keys = [mutants.key(s) for s in sets]
+        kept, removed = mutants.ask(keys, lambda rows: domain.keep([sets[i] for i in rows]),
+                                    removal=per_set == 2)
+        spent += mutants.evaluated - before
+        return criterion.holds(kind, kept, removed)
+
+    current = np.asarray(bins, dtype=np.int64)
+    g = 2
+    while len(current) > 1:
+        g = min(g, len(current))
+        chunks = np.array_split(np.arange(len(current)), g)
+        if spent + per_set * g > budget:
+            need = per_set * len(current)
+            return current, False, (f"not shrunk to a minimal set: a round over its "
+                                    f"{len(current)} features needs up to {need} mutants, "
+                                    f"{budget - spent} of minimal_budget were left"), spent
+        ok = holds([np.delete(current, c) for c in chunks])
+        passing = [c for c, o in zip(chunks, ok) if o][::-1]   # least responsible first
+        if not passing:
+            if g == len(current):
+                break
+            g *= 2
+            continue
+        unions = [np.concatenate(passing[:j]) for j in _halvings(len(passing))]
+        chosen = passing[0]
+        if unions and spent + per_set * len(unions) <= budget:
+            ok = holds([np.delete(current, u) for u in unions])
+            chosen = next((u for u, o in zip(unions, ok) if o), chosen)
+        current = np.delete(current, chosen)
+    return current, True, "", spent
 
 
-def linear_search(predicate: Predicate, lo: int, hi: int, chunk: int, probes: int) -> int | None:
-    """Smallest ``k`` in ``[lo, hi]`` where ``predicate`` holds, scanning in steps of ``chunk``.
-
-    The step that first holds is then scanned bin by bin, so the answer is exact at the
-    resolution of one bin whenever the predicate is monotone within that step.
-    """
-    coarse = np.unique(np.append(np.arange(lo, hi + 1, chunk), hi))
-    k = _first_true(predicate, coarse, probes)
-    if k is None or chunk == 1:
-        return k
-    previous = coarse[coarse < k]
-    start = int(previous[-1]) + 1 if previous.size else lo
-    fine = _first_true(predicate, np.arange(start, k, dtype=np.int64), probes)
-    return fine if fine is not None else k
+def _halvings(n: int) -> list[int]:
+    """``n, n/2, n/4, ... > 1``: how many removable chunks to try dropping at once."""
+    out = []
+    while n > 1:
+        out.append(n)
+        n //= 2
+    return out
 
 
-def _first_true(predicate: Predicate, ks: np.ndarray, probes: int) -> int | None:
-    for start in range(0, len(ks), probes):
-        batch = ks[start:start + probes]
-        ok = predicate(batch)
-        if ok.any():
-            return int(batch[int(np.argmax(ok))])
-    return None
-
-
-def _verify(domain: Domain, criterion: Criterion, ranking: np.ndarray,
-            found: dict[str, int | None], tolerance: float) -> dict[str, Extracted]:
+def _verify(domain: Domain, criterion: Criterion,
+            found: dict[str, Extracted]) -> dict[str, Extracted]:
     """One final model call on every set found (and on the clip without the necessary one)."""
-    kinds = [kind for kind in KINDS if found[kind] is not None]
-    results = {kind: Extracted(kind, None) for kind in KINDS}
+    kinds = [kind for kind in KINDS if found[kind].k is not None]
     if not kinds:
-        return results
-    kept = domain.keep_top(ranking, np.array([found[k] for k in kinds]))
-    removed = domain.remove(kept[kinds.index("necessary")])[None] if "necessary" in kinds else None
-    batch = kept if removed is None else np.concatenate([kept, removed])
+        return found
+    kept = domain.keep([found[kind].bins for kind in kinds])
+    necessary = kinds.index("necessary") if "necessary" in kinds else None
+    batch = kept if necessary is None else np.concatenate(
+        [kept, domain.remove(kept[necessary:necessary + 1])])
     probs = criterion.probabilities(batch)
-    passes = criterion.passes(probs)
     for row, kind in enumerate(kinds):
-        result = Extracted(kind, found[kind], probabilities=probs[row], audio=kept[row])
-        if kind == "sufficient":
-            result.verified = bool(passes[row])
-        elif kind == "necessary":
-            result.removed_probabilities = probs[-1]
-            result.verified = bool(passes[row] and not passes[-1])
-        else:
-            result.verified = bool(_recovers(probs[row:row + 1], criterion.target,
-                                             criterion.original_confidence, tolerance)[0])
-        results[kind] = result
-    return results
+        e = found[kind]
+        e.probabilities, e.audio = probs[row], kept[row]
+        removed = probs[-1:] if kind == "necessary" else None
+        e.removed_probabilities = removed[0] if removed is not None else None
+        e.verified = bool(criterion.holds(kind, probs[row:row + 1], removed)[0])
+    return found
+
+
+class SufficientWatch:
+    """The adaptive stop of the search: do more iterations still improve the answer?
+
+    Called with the responsibility map after each iteration, it ranks the features and
+    finds the smallest sufficient prefix (through the shared mutants, so prefixes that an
+    earlier ranking shares cost nothing). An iteration *improves* the answer when that
+    prefix is smaller than ``config.stability`` times the best one before it (or when it
+    is the first found). After ``config.stable_rounds`` iterations in a row without an
+    improvement, the search may stop: the ranking is good for what it is used for.
+    """
+
+    def __init__(self, domain: Domain, criterion: Criterion, config: Config,
+                 mutants: Mutants) -> None:
+        self.domain, self.criterion, self.config, self.mutants = (
+            domain, criterion, config, mutants)
+        self.best: int | None = None
+        self.calm = 0
+        self.sizes: list[int | None] = []   # smallest sufficient prefix after each iteration
+
+    def __call__(self, responsibility: np.ndarray) -> bool:
+        ranking = rank_bins(responsibility, self.domain.magnitude(), self.domain.candidates())
+        prefixes = Prefixes(self.domain, self.criterion, ranking, self.mutants)
+        k, _ = find_prefix(prefixes.predicate("sufficient"), 1, len(ranking), self.config)
+        self.sizes.append(k)
+        improved = k is not None and (self.best is None or k < self.config.stability * self.best)
+        if k is not None and (self.best is None or k < self.best):
+            self.best = k
+        self.calm = 0 if improved else self.calm + 1
+        return self.calm >= self.config.stable_rounds

@@ -74,6 +74,20 @@ class AttackResult:
 
         return save_attack(self, out_dir)
 
+    def plot(self, result: Result | None = None, fig: Any = None) -> Any:
+        """Target probability against ``k`` (and, given the explanation ``result``, the
+        spectrum with the attacked bins marked): a :class:`matplotlib.figure.Figure`.
+        """
+        from freqrex.output.figures import plot_attack
+
+        return plot_attack(self, result, fig=fig)
+
+    def __str__(self) -> str:
+        """The table ``freqrex attack`` prints, and its one-line verdict."""
+        from freqrex.output.terminal import as_text
+
+        return as_text(self)
+
 
 def snr_db(x: np.ndarray, changed: np.ndarray) -> float:
     """``10 log10(|x|^2 / |x - x'|^2)``; infinite when nothing changed."""
@@ -145,7 +159,7 @@ def _split_params(attack_config: AttackConfig,
 def _attack(model: Model, result: Result, settings: AttackConfig) -> AttackResult:
     domain, ks, gain = result.domain, list(settings.ks), settings.gain
     x = domain.x
-    ranking = result.ranking
+    ranking = result.attack_ranking
     # Linearity again: the clip minus (1 - gain) times the signal of the top-k coefficients.
     top = domain.keep_top(ranking, np.minimum(ks, len(ranking))) - domain.fixed
     batch = (x[None, :] - (1.0 - gain) * top).astype(np.float32)

@@ -25,6 +25,7 @@ from freqrex.boxes import Box, split
 from freqrex.config import Config
 from freqrex.criterion import Criterion
 from freqrex.domains import Domain
+from freqrex.mutants import Key, Mutants, join
 
 
 @dataclass
@@ -38,6 +39,7 @@ class _Node:
 class _Iteration:
     rng: np.random.Generator
     budget: int
+    responsibility: np.ndarray   # this iteration's own map: sums never depend on grouping
     queue: list = field(default_factory=list)
     spent: int = 0
     order: count = field(default_factory=count)
@@ -63,17 +65,25 @@ class _Split:
 
 @dataclass
 class SearchStats:
-    """What the responsibility search spent."""
+    """What the responsibility search spent, and why it stopped."""
 
     splits: int = 0
-    mutants: int = 0
+    mutants: int = 0             # mutants the search asked for (its budget counts these)
+    iterations: int = 0          # iterations run (at most ``config.iterations``)
+    stopped: str = "iterations"  # "iterations": all ran; "stable": the answer held still
+
+    def to_dict(self) -> dict:
+        return {"splits": self.splits, "mutants": self.mutants, "iterations": self.iterations,
+                "stopped": self.stopped}
 
 
 def responsibility_map(domain: Domain, criterion: Criterion, config: Config,
                        original_passes: bool = True,
                        progress: Callable[[int, int], None] | None = None,
+                       mutants: Mutants | None = None,
+                       stop: Callable[[np.ndarray], bool] | None = None,
                        ) -> tuple[np.ndarray, SearchStats]:
-    """Sum of the responsibility maps of ``config.iterations`` searches.
+    """Sum of the responsibility maps of up to ``config.iterations`` searches.
 
     Parameters
     ----------
@@ -83,39 +93,61 @@ def responsibility_map(domain: Domain, criterion: Criterion, config: Config,
         Decides which mutants pass.
     config : Config
         Search parameters (iterations, max_depth, min_box_size, search_limit, batch_size,
-        seed).
+        seed, stable_rounds).
     original_passes : bool
         Whether the unmodified clip passes (it does unless the target is not the top class).
     progress : callable, optional
         Called with (mutants evaluated, mutant budget) after every batch.
+    mutants : Mutants, optional
+        The explanation's mutant answers, shared with the extraction (a new one if omitted).
+    stop : callable, optional
+        Asked with the map so far after each iteration but the last (when
+        ``config.stable_rounds`` is not 0): True ends the search early.
 
     Returns
     -------
     responsibility : np.ndarray
-        float64 per feature, shaped like ``domain.shape``.
+        float64 per feature, shaped like ``domain.shape``; the sum of the iterations' own
+        maps in iteration order, so it never depends on how iterations were grouped.
     stats : SearchStats
     """
-    responsibility = np.zeros(domain.shape)
+    mutants = mutants or Mutants(domain, criterion)
     stats = SearchStats()
     seeds = np.random.SeedSequence(config.seed).spawn(config.iterations)
     # At least one split per iteration, so that every iteration says something.
     budget = max(config.search_limit // config.iterations, 15)
-    iterations = [_Iteration(np.random.default_rng(s), budget) for s in seeds]
+    iterations = [_Iteration(np.random.default_rng(s), budget, np.zeros(domain.shape))
+                  for s in seeds]
     for it in iterations:
         it.push(1.0, _Node(domain.root, (), 0))
-    total = budget * len(iterations)
-    while True:
-        splits = [s for it in iterations if (s := _next_split(it, domain, config, original_passes))]
-        if not splits:
+    total = np.zeros(domain.shape)
+    for it in iterations:  # one round per iteration: each ends with the stability check
+        _search([it], domain, mutants, config, original_passes, stats,
+                lambda done: progress(done, budget * len(iterations)) if progress else None)
+        total += it.responsibility
+        it.responsibility = np.empty(0)
+        stats.iterations += 1
+        if (stop is not None and config.stable_rounds and stats.iterations < len(iterations)
+                and stop(total)):
+            stats.stopped = "stable"
             break
-        _evaluate(splits, domain, criterion, config.batch_size)
+    return total, stats
+
+
+def _search(group: list[_Iteration], domain: Domain, mutants: Mutants, config: Config,
+            original_passes: bool, stats: SearchStats,
+            progress: Callable[[int], None]) -> None:
+    """Run iterations in lock-step, so that their mutants share model batches."""
+    while True:
+        splits = [s for it in group if (s := _next_split(it, domain, config, original_passes))]
+        if not splits:
+            return
+        _evaluate(splits, domain, mutants, config.batch_size)
         for s in splits:
-            _credit(s, responsibility)
+            _credit(s)
             stats.splits += 1
             stats.mutants += len(s.masks)
-        if progress is not None:
-            progress(stats.mutants, total)
-    return responsibility, stats
+        progress(stats.mutants)
 
 
 def _next_split(it: _Iteration, domain: Domain, config: Config,
@@ -145,37 +177,59 @@ def _subset_masks(m: int, with_empty: bool) -> np.ndarray:
     return np.arange(first, (1 << m) - 1, dtype=np.int64)
 
 
-def _evaluate(splits: list[_Split], domain: Domain, criterion: Criterion,
+def _evaluate(splits: list[_Split], domain: Domain, mutants: Mutants,
               batch_size: int) -> None:
-    """Synthesize the splits' mutants a batch at a time and record which pass."""
+    """Synthesize the splits' new mutants a batch at a time and record which pass."""
     group: list[_Split] = []
     size = 0
     for s in splits:
         # Fill model batches without splitting a split's mutants over two calls.
         if group and size + len(s.masks) > batch_size:
-            _evaluate_group(group, domain, criterion)
+            _evaluate_group(group, domain, mutants)
             group, size = [], 0
         group.append(s)
         size += len(s.masks)
     if group:
-        _evaluate_group(group, domain, criterion)
+        _evaluate_group(group, domain, mutants)
 
 
-def _evaluate_group(group: list[_Split], domain: Domain, criterion: Criterion) -> None:
-    sizes = [len(s.masks) for s in group]
-    mutants = np.empty((sum(sizes), domain.n), dtype=np.float32)
+def _evaluate_group(group: list[_Split], domain: Domain, mutants: Mutants) -> None:
+    """One model call for every mutant of the group not evaluated before (by name)."""
+    keys = [_keys(s, mutants) for s in group]
+    new = [mutants.missing(k) for k in keys]
+    batch = np.empty((sum(len(n) for n in new), domain.n), dtype=np.float32)
     start = 0
-    for s, size in zip(group, sizes):
-        domain.mutants(s.node.context, s.children, s.masks, out=mutants[start:start + size])
-        start += size
-    passed = criterion.test(mutants)
-    start = 0
-    for s, size in zip(group, sizes):
-        s.passed = passed[start:start + size]
-        start += size
+    for s, fresh in zip(group, new):
+        if fresh:
+            domain.mutants(s.node.context, s.children, s.masks[fresh],
+                           out=batch[start:start + len(fresh)])
+            start += len(fresh)
+    if len(batch):
+        probs = mutants.criterion.probabilities(batch)
+        mutants.evaluated += len(batch)
+        start = 0
+        for k, fresh in zip(keys, new):
+            mutants.store([k[i] for i in fresh], probs[start:start + len(fresh)])
+            start += len(fresh)
+    for s, k in zip(group, keys):
+        s.passed = mutants.criterion.passes(mutants.lookup(k))
 
 
-def _credit(s: _Split, responsibility: np.ndarray) -> None:
+def _keys(s: _Split, mutants: Mutants) -> list[Key]:
+    """The names of a split's mutants: its context plus each subset of its children."""
+    context = mutants.box_key(s.node.context)
+    children = [mutants.box_key([c]) for c in s.children]
+    keys = []
+    for mask in s.masks.tolist():
+        key = context
+        for i, child in enumerate(children):
+            if mask >> i & 1:
+                key = join(key, child)
+        keys.append(key)
+    return keys
+
+
+def _credit(s: _Split) -> None:
     """Give each child its responsibility and queue the responsible ones."""
     m = len(s.children)
     passes = np.zeros(1 << m, dtype=bool)
@@ -189,7 +243,7 @@ def _credit(s: _Split, responsibility: np.ndarray) -> None:
     for i, child in enumerate(s.children):
         if degrees[i] <= 0:
             continue
-        responsibility[child.index] += degrees[i] / child.size
+        s.iteration.responsibility[child.index] += degrees[i] / child.size
         kept = tuple(c for j, c in enumerate(s.children) if j != i and witnesses[i] >> j & 1)
         s.iteration.push(degrees[i], _Node(child, s.node.context + kept, s.node.depth + 1))
 

@@ -107,7 +107,10 @@ def test_serial_run_stores_one_row_per_clip_and_per_attack(serial):
         assert c["target"] == loudest(c["clip"]) and c["label"] == f"{lo}-{hi}Hz"
         assert c["n_samples"] == N and c["n_bins"] == c["fft_n_features"] == N // 2 + 1
         assert c["fft_sufficient_found"] and c["fft_sufficient_verified"]
-        assert c["fft_sufficient_size"] <= c["fft_necessary_size"] <= c["fft_complete_size"]
+        # k <= k' <= k'' holds for the prefixes; the minimal sets are shrunk from them
+        assert (c["fft_sufficient_prefix_size"] <= c["fft_necessary_prefix_size"]
+                <= c["fft_complete_prefix_size"])
+        assert all(c[f"fft_{kind}_size"] <= c[f"fft_{kind}_prefix_size"] for kind in KINDS)
         assert c["fft_sufficient_share"] == pytest.approx(c["fft_sufficient_size"] / (N // 2 + 1))
         assert c["model_calls"] == c["fft_model_calls"] + c["stft_model_calls"] > 0
         assert c["model_loads"] == 1 and c["error"] is None
@@ -297,7 +300,7 @@ def test_cli_prints_the_table_and_writes_the_report(serial, model, tmp_path):
     assert "flip rate at k = 1" in stdout and "58% (fft)" in stdout
     assert "[5/5]" in stderr and "clip failed: broken.wav" in stderr
     assert {p.name for p in report.parent.iterdir()} == {
-        "report.md", "report.csv", "flip_rate.png", "sizes.png"}
+        "report.md", "report.csv", "flip_rate.png", "sizes.png", "report.html"}
     text = report.read_text()
     assert "| flip rate at k = 5 |" in text and "78% (fft)" in text and "broken.wav" in text
     lines = (report.parent / "report.csv").read_text().splitlines()
@@ -344,16 +347,16 @@ def test_onnx_model_threads_option(model):
 
 # -- the records and the store, without a model ---------------------------------------------
 
-# The v1 ``clips`` columns, in order: a database made before the records became dataclasses
-# must still open and resume.
-V1_CLIP_COLUMNS = (
+# The v2 ``clips`` columns, in order (v1 had no prefix_size and minimal): a database made
+# before the records became dataclasses must still open and resume.
+V2_CLIP_COLUMNS = (
     "clip status error retry warnings target label confidence sample_rate n_samples n_bins "
     + " ".join(f"{d}_{name}" for d in ("fft", "stft") for name in (
         ["n_features", "model_calls", "seconds", "seconds_model"]
         + [f"{kind}_{f}" for kind in ("sufficient", "necessary", "complete")
-           for f in ("found", "verified", "size", "share", "energy")]))
+           for f in ("found", "verified", "size", "share", "energy", "prefix_size", "minimal")]))
     + " model_calls seconds seconds_model worker model_loads finished").split()
-V1_ATTACK_COLUMNS = ("clip domain k touched within_necessary flipped class_index label "
+V2_ATTACK_COLUMNS = ("clip domain k touched within_necessary flipped class_index label "
                      "confidence target_confidence snr_db").split()
 
 
@@ -370,10 +373,10 @@ def a_record(clip="x.wav", snr=3.5):
                       model_loads=1, finished=2.0, attacks=steps)
 
 
-def test_records_are_plain_data_and_round_trip_through_pickle_and_the_v1_store(tmp_path):
+def test_records_are_plain_data_and_round_trip_through_pickle_and_the_v2_store(tmp_path):
     import pickle
 
-    assert CLIP_FIELDS == V1_CLIP_COLUMNS and ATTACK_FIELDS == V1_ATTACK_COLUMNS
+    assert CLIP_FIELDS == V2_CLIP_COLUMNS and ATTACK_FIELDS == V2_ATTACK_COLUMNS
     record = a_record(snr=float("nan"))
     assert repr(pickle.loads(pickle.dumps(record))) == repr(record)  # NaN != NaN
     with Store(tmp_path / "r.sqlite", settings={"seed": 0}) as store:

@@ -69,10 +69,10 @@ def test_responsibility_concentrates_in_the_deciding_band(result):
 def test_removing_the_necessary_set_flips_the_class(result, oracle_path):
     e = result.necessary
     assert e.found and e.verified
-    assert e.size >= result.sufficient.size
+    assert e.prefix_size >= result.sufficient.prefix_size
     without = result.audio - keep(result.audio, e.bins)
     probs = OnnxModel(oracle_path)(np.stack([without, keep(result.audio, e.bins)]))
-    assert np.argmax(probs[0]) != 0 or probs[0, 0] < 0.5 * result.confidence
+    assert np.argmax(probs[0]) != 0   # the default rule: another class is on top
     assert np.argmax(probs[1]) == 0
     assert e.removed is not None and e.removed.class_index == int(np.argmax(probs[0]))
 
@@ -80,8 +80,9 @@ def test_removing_the_necessary_set_flips_the_class(result, oracle_path):
 def test_complete_set_recovers_the_confidence(result):
     e = result.complete
     assert e.found and e.verified
-    assert e.size >= result.necessary.size
-    assert e.prediction.target_confidence >= result.confidence - 0.02
+    assert e.prefix_size >= result.necessary.prefix_size
+    # within the tolerance both ways: a higher confidence is not "the same" either
+    assert abs(e.prediction.target_confidence - result.confidence) <= 0.02
 
 
 def test_explanation_shares_and_stats_add_up(result):
@@ -101,9 +102,15 @@ def test_explanation_shares_and_stats_add_up(result):
 def test_same_seed_same_map_bit_for_bit_whatever_the_batch_size(oracle_path):
     x = make_clip(seed=1)
     runs = [freqrex.explain(oracle_path, x, sample_rate=SR, seed=11, iterations=3,
-                            search_limit=400, batch_size=b) for b in (8, 8, 45)]
-    assert runs[0].responsibility.tobytes() == runs[1].responsibility.tobytes()
-    assert runs[0].responsibility.tobytes() == runs[2].responsibility.tobytes()
+                            search_limit=400, batch_size=b) for b in (1, 7, 32, 32)]
+    for run in runs[1:]:
+        assert run.responsibility.tobytes() == runs[0].responsibility.tobytes()
+        assert run.stats.mutants == runs[0].stats.mutants   # the same work, batched otherwise
+        for kind, e in run.explanations.items():
+            first = runs[0].explanations[kind]
+            assert (e.found, e.prefix_size, e.minimal) == (first.found, first.prefix_size,
+                                                           first.minimal), kind
+            assert e.bins.tobytes() == first.bins.tobytes(), kind
     other = freqrex.explain(oracle_path, x, sample_rate=SR, seed=12, iterations=3,
                             search_limit=400)
     assert other.responsibility.tobytes() != runs[0].responsibility.tobytes()
@@ -118,7 +125,8 @@ def test_linear_search_finds_a_verified_set_no_smaller_than_bracket(oracle_path)
     for kind in ("sufficient", "necessary"):
         b, lin = bracket.explanations[kind], linear.explanations[kind]
         assert b.verified and lin.verified
-        assert lin.size <= b.size  # linear scans from below: never a larger k
+        if b.proven_smallest and kind == "sufficient":  # no smaller prefix holds
+            assert lin.prefix_size >= b.prefix_size
 
 
 def test_a_named_class_that_is_not_the_top_one(oracle_path):
@@ -163,8 +171,8 @@ def test_what_cannot_be_found_is_reported_not_found():
 def test_save_writes_every_file_and_the_documented_json(result, tmp_path):
     out = result.save(tmp_path / "out")
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["complete.wav", "explanation.json", "explanation.png", "necessary.wav",
-                     "responsibility.npy", "sufficient.wav"]
+    assert {"complete.wav", "explanation.json", "explanation.png", "necessary.wav",
+            "responsibility.npy", "sufficient.wav"} <= set(names)
     doc = json.loads((out / "explanation.json").read_text())
     assert doc["target"] == {"index": 0, "label": "200-600Hz",
                              "confidence": pytest.approx(result.confidence),

@@ -357,7 +357,7 @@ def test_unsupported_models_fail_at_load(tmp_path, kind, fragment):
     message = str(info.value)
     assert fragment in message and "\n" not in message
     if "input" in kind:
-        assert "[N], [B, N] or [B, 1, N]" in message
+        assert "[N], [B, N], [B, 1, N] or [B, N, 1]" in message
 
 
 def test_bad_output_rank_at_run_time(tmp_path, batch):

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from freqrex.boxes import Interval, split
 from freqrex.config import Config
 from freqrex.errors import FreqrexError
-from freqrex.extraction import bracket_search, linear_search, rank_bins
+from freqrex.extraction import linear_prefix, rank_bins, smallest_prefix
 from freqrex.responsibility import child_responsibility
 
 
@@ -73,34 +73,41 @@ class Counting:
 
     def __init__(self, threshold):
         self.threshold, self.rounds, self.probes = threshold, 0, 0
+        self.asked = set()
 
     def __call__(self, ks):
         self.rounds += 1
         self.probes += len(ks)
+        self.asked.update(int(k) for k in ks)
         return np.asarray(ks) >= self.threshold
 
 
 @given(lo=st.integers(1, 50), width=st.integers(0, 300_000), frac=st.floats(0, 1.2),
        probes=st.integers(3, 32))
 @settings(max_examples=300, deadline=None)
-def test_bracket_search_finds_the_threshold_of_a_monotone_predicate(lo, width, frac, probes):
+def test_smallest_prefix_finds_the_threshold_of_a_monotone_predicate(lo, width, frac, probes):
     hi = lo + width
     threshold = lo + int(frac * width) if frac <= 1 else hi + 1
     pred = Counting(threshold)
-    found = bracket_search(pred, lo, hi, probes)
+    found, proven = smallest_prefix(pred, lo, hi, dense_limit=64, probes=probes)
     assert found == (threshold if threshold <= hi else None)
-    # O(log n) rounds: one geometric round, then a factor ~probes per round
+    # proven exactly when every smaller k was asked; always within the dense range
+    end = found if found is not None else hi + 1
+    assert proven == (set(range(lo, end)) <= pred.asked)
+    if threshold < lo + 64 or width < 64:
+        assert proven
+    # O(log n) rounds: one dense and geometric round, then a factor ~probes per round
     assert pred.rounds <= 2 + np.ceil(np.log(max(width, 2)) / np.log(probes / 2 + 1)) + 1
 
 
 @given(lo=st.integers(1, 20), width=st.integers(0, 3000), frac=st.floats(0, 1.2),
        chunk=st.integers(1, 70))
 @settings(max_examples=200, deadline=None)
-def test_linear_search_agrees_with_bracket_search(lo, width, frac, chunk):
+def test_linear_prefix_agrees_with_smallest_prefix(lo, width, frac, chunk):
     hi = lo + width
     threshold = lo + int(frac * width) if frac <= 1 else hi + 1
-    assert linear_search(Counting(threshold), lo, hi, chunk, 8) == bracket_search(
-        Counting(threshold), lo, hi, 8)
+    assert linear_prefix(Counting(threshold), lo, hi, chunk=chunk, probes=8)[0] == \
+        smallest_prefix(Counting(threshold), lo, hi, probes=8)[0]
 
 
 def test_ranking_orders_by_responsibility_then_magnitude():

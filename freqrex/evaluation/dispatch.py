@@ -10,6 +10,7 @@ by its scheduler address. Each worker process opens the model once.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import time
@@ -21,6 +22,7 @@ from typing import Any
 
 from freqrex.config import AttackConfig, Config, ModelConfig, Progress
 from freqrex.errors import FreqrexError, InputError, ModelError, first_line
+from freqrex.evaluation.claims import Claims, ClipQueue
 from freqrex.evaluation.report import Summary, summarize
 from freqrex.evaluation.store import Store
 from freqrex.evaluation.task import (
@@ -66,6 +68,9 @@ class Evaluation:
         Wall time of this run.
     workers : int
         Dask workers used (0: serial, in this process).
+    duplicates : int
+        Clips this run computed but found already stored by another run (claims make this
+        0 unless a run stopped renewing its claims for a whole lease).
     summary : Summary
         The table over every clip in the database (see :mod:`freqrex.evaluation.report`).
     """
@@ -78,6 +83,7 @@ class Evaluation:
     seconds: float
     workers: int
     summary: Summary = field(repr=False)
+    duplicates: int = 0
 
 
 def find_clips(data_dir: str | os.PathLike) -> list[tuple[str, Path]]:
@@ -198,16 +204,22 @@ def evaluate(model: Any, data_dir: str | os.PathLike, db: str | os.PathLike, *,
         counter = _Counter(store, len(clips), len(clips) - len(pending), progress, on_clip)
         if not pending:
             used = 0
-        elif parallel:
-            used = _run_dask(pending, job, counter, workers, scheduler, timeout)
         else:
-            # a model file is taken from the per-process cache (opened above), so each record
-            # shows its load count; a Python model is handed over as it is
-            used = _run_serial(pending, job, counter, local_model if spec is None else None)
+            # other evaluate processes on this database share the clips through claims
+            with Claims(store.path).held() as claims:
+                queue = ClipQueue(pending, claims)
+                if parallel:
+                    used = _run_dask(queue, job, counter, workers, scheduler, timeout)
+                else:
+                    # a model file is taken from the per-process cache (opened above), so
+                    # each record shows its load count; a Python model is handed over as is
+                    used = _run_serial(queue, job, counter,
+                                       local_model if spec is None else None)
         summary = summarize(store)
-    return Evaluation(db=Path(db), total=len(clips), skipped=len(clips) - len(pending),
+    return Evaluation(db=Path(db), total=len(clips), skipped=len(clips) - counter.processed,
                       processed=counter.processed, errors=counter.errors,
-                      seconds=time.perf_counter() - started, workers=used, summary=summary)
+                      seconds=time.perf_counter() - started, workers=used, summary=summary,
+                      duplicates=counter.duplicates)
 
 
 class _Counter:
@@ -217,13 +229,16 @@ class _Counter:
                  on_clip: Callable[[ClipRecord], None] | None) -> None:
         self.store, self.total, self.done = store, total, done
         self.progress, self.on_clip = progress, on_clip
-        self.processed = self.errors = 0
+        self.processed = self.errors = self.duplicates = 0
         if progress is not None:
             progress("clips", done, total)
 
     def __call__(self, record: ClipRecord) -> None:
         if not self.store.write(record):
-            return  # a clip computed twice (a retried task): the first copy stands
+            # a clip computed twice (a retried task, or a run whose claim had expired): the
+            # first copy stands
+            self.duplicates += 1
+            return
         self.done += 1
         self.processed += 1
         self.errors += record.status == "error"
@@ -233,15 +248,20 @@ class _Counter:
             self.on_clip(record)
 
 
-def _run_serial(pending: list[tuple[str, Path]], job: Job, store: _Counter,
-                model: Model | None) -> int:
+def _run_serial(queue: ClipQueue, job: Job, store: _Counter, model: Model | None) -> int:
     with limited_threads(job):  # once for the run, not per clip
-        for clip, path in pending:
-            store(evaluate_clip(clip, str(path), job, model=model))
+        while True:
+            taken = queue.take(1)
+            if not taken:
+                if queue.wait():
+                    continue
+                break
+            for clip, path in taken:
+                store(evaluate_clip(clip, str(path), job, model=model))
     return 0
 
 
-def _run_dask(pending: list[tuple[str, Path]], job: Job, store: _Counter, workers: int,
+def _run_dask(queue: ClipQueue, job: Job, store: _Counter, workers: int,
               scheduler: str | None, timeout: float) -> int:
     from distributed import as_completed
 
@@ -252,10 +272,26 @@ def _run_dask(pending: list[tuple[str, Path]], job: Job, store: _Counter, worker
             states = client.run(worker_state, job.model)
         except FreqrexError as exc:
             raise ModelError(f"a Dask worker cannot load the model: {exc}") from None
-        futures = {client.submit(evaluate_clip, clip, str(path), job, pure=False,
-                                 key=f"freqrex-clip-{i}-{os.getpid()}-{time.time_ns()}"): clip
-                   for i, (clip, path) in enumerate(pending)}
-        for future in as_completed(futures):
+        # Claimed (and submitted) a few at a time, two per worker in flight: clips another
+        # run is waiting for are not all held by this one.
+        window = 2 * max(1, len(states))
+        futures: dict[Any, str] = {}
+        results = as_completed()
+        numbers = itertools.count()
+
+        def submit(limit: int) -> None:
+            for clip, path in queue.take(limit):
+                key = f"freqrex-clip-{next(numbers)}-{os.getpid()}-{time.time_ns()}"
+                future = client.submit(evaluate_clip, clip, str(path), job, pure=False, key=key)
+                futures[future] = clip
+                results.add(future)
+
+        submit(window)
+        while futures or queue.wait():
+            if not futures:
+                submit(window)
+                continue
+            future = next(results)
             clip = futures.pop(future)
             try:
                 record = future.result()
@@ -265,6 +301,7 @@ def _run_dask(pending: list[tuple[str, Path]], job: Job, store: _Counter, worker
                                  retry=True), finished=time.time())
             store(record)
             future.release()
+            submit(1)
         return len(states)
 
 
@@ -287,10 +324,37 @@ def _dask_client(workers: int, scheduler: str | None, timeout: float) -> Iterato
     # One task thread per worker process; the libraries inside are limited by the model's
     # threads (see task.worker_state), not by environment variables, which Dask sets in the
     # worker only after the main module (and so Numba) was imported.
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+    #
+    # The local cluster speaks TLS with credentials made for this run only (mutual
+    # authentication: a client or worker without them is refused), and has no dashboard:
+    # plain TCP on localhost would let any local user submit code that runs as this user.
+    # Dask's HTTP servers listen whatever the dashboard setting (the scheduler's on 8787);
+    # without routes they answer 404 to everything, on a random port of 127.0.0.1.
+    import dask
+
+    no_routes: dict[str, list] = {"distributed.scheduler.http.routes": [],
+                                  "distributed.worker.http.routes": []}
+    with dask.config.set(no_routes):  # the nannies hand this config to their workers
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               security=local_security(), protocol="tls://", host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0",
+                               scheduler_kwargs={"dashboard": False},
+                               silence_logs=logging.ERROR)
     with cluster, Client(cluster) as client:
         yield client
+
+
+def local_security() -> Any:
+    """Temporary TLS credentials for a local Dask cluster (``Security.temporary()``); a
+    FreqrexError when the ``cryptography`` package that makes them is missing."""
+    from distributed.security import Security
+
+    try:
+        return Security.temporary()
+    except ImportError as exc:
+        raise FreqrexError(
+            "a local Dask cluster needs the cryptography package for its TLS credentials "
+            f"({first_line(exc)}); pip install cryptography, or use workers=0") from None
 
 
 def _wait_for_workers(client: Any, scheduler: str, timeout: float) -> None:

@@ -108,6 +108,17 @@ class Summary:
                     [self._seconds(d) for d in self.domains], ""))
         return out
 
+    def __str__(self) -> str:
+        """The table as ``freqrex evaluate`` prints it, in plain text (``print(run.summary)``)."""
+        import io
+
+        from rich.console import Console
+
+        console = Console(file=io.StringIO(), width=100, color_system=None, highlight=False)
+        console.print(rich_table(self))
+        console.print(self.totals())
+        return console.file.getvalue()  # type: ignore[attr-defined]
+
     def totals(self) -> str:
         """One line: clips, errors and the per-clip cost over all domains."""
         calls, secs = self.value("all", "model_calls_mean"), self.value("all", "seconds_mean")

@@ -1,6 +1,6 @@
 """The SQLite results store of an evaluation: one row per clip, one per attack step.
 
-Three tables:
+Four tables:
 
 * ``runs``: a single row written when the database is created: the model, the data folder
   and the settings (JSON). A later run on the same database must use the same settings,
@@ -9,6 +9,8 @@ Three tables:
   the data folder is the key), ``ok`` or ``error``; per domain (``fft_*``, ``stft_*``
   columns) the fields of its :class:`~freqrex.evaluation.task.DomainRecord` and of each set.
 * ``attacks``: one row per :class:`~freqrex.evaluation.task.AttackRecord` (clip, domain, k).
+* ``claims``: the clips being evaluated right now, by which process (see
+  :mod:`freqrex.evaluation.claims`); storing a clip deletes its claim.
 
 The columns are derived from the record dataclasses' fields and types, so a field is
 added to a record and appears here. Every clip is written in one transaction (WAL journal,
@@ -29,10 +31,11 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from freqrex.config import DOMAINS
 from freqrex.criterion import KINDS
-from freqrex.errors import InputError
+from freqrex.errors import InputError, OutputError
+from freqrex.evaluation.claims import CLAIMS_SCHEMA
 from freqrex.evaluation.task import AttackRecord, ClipRecord, DomainRecord, SetRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: prefix_size and minimal per set
 # Settings that do not change any result; a resumed run may change them freely.
 NOT_COMPARED = frozenset({"batch_size"})
 
@@ -106,6 +109,7 @@ CREATE TABLE runs (
 CREATE TABLE clips ({", ".join(f"{n} {t}" for n, t in _CLIP_COLUMNS)});
 CREATE TABLE attacks ({", ".join(f"{n} {t}" for n, t in _ATTACK_COLUMNS)},
     PRIMARY KEY (clip, domain, k));
+{CLAIMS_SCHEMA};
 """
 
 
@@ -143,28 +147,46 @@ class Store:
         if not creating and not self.path.is_file():
             raise InputError(f"results database {self.path} does not exist")
         if creating:
+            # SQLite writes its -wal and -shm files next to the database: the folder must
+            # take new files, which is said now rather than as "not a database" later
+            from freqrex.output.folders import check_output_file
+
+            check_output_file(self.path, "results database")
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # isolation_level=None: transactions are opened explicitly (BEGIN IMMEDIATE).
             self.conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a committed clip survives power loss too, at ~1 fsync per clip.
-            self.conn.execute("PRAGMA synchronous=FULL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self._check_or_create(settings, model, model_sha256, data_dir)
+            # Look before changing anything: another application's file is refused as it is
+            # (switching it to WAL would rewrite its header).
+            self._check_or_create(settings, model, model_sha256, data_dir, configure=True)
+        except sqlite3.OperationalError as exc:
+            if "unable to open" in str(exc) or "readonly" in str(exc):
+                raise OutputError(f"cannot write results database {self.path} ({exc}); "
+                                  "choose a writable --db") from exc
+            raise InputError(
+                f"{self.path} is not a freqrex results database ({exc}); use a new --db") from exc
         except sqlite3.DatabaseError as exc:
             raise InputError(
                 f"{self.path} is not a freqrex results database ({exc}); use a new --db") from exc
 
+    def _configure(self) -> None:
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed clip survives power loss too, at ~1 fsync per clip.
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+
     # -- opening ---------------------------------------------------------------------------
 
     def _check_or_create(self, settings: dict | None, model: str | None,
-                         model_sha256: str | None, data_dir: str | None) -> None:
+                         model_sha256: str | None, data_dir: str | None,
+                         configure: bool = False) -> None:
         tables = {r[0] for r in self.conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not tables:
             if settings is None:
                 raise InputError(f"{self.path} holds no evaluation results")
+            if configure:
+                self._configure()
             self._create(settings, model, model_sha256, data_dir)
             return
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
@@ -172,8 +194,12 @@ class Store:
             raise InputError(
                 f"{self.path} is not a freqrex results database (schema {version}); "
                 "use a new --db")
+        if configure:
+            self._configure()
         if settings is not None:
             self._check_same(settings, model_sha256, data_dir)
+            if "claims" not in tables:  # a database made before claims existed
+                self.conn.execute(CLAIMS_SCHEMA)
 
     def _create(self, settings: dict, model: str | None, model_sha256: str | None,
                 data_dir: str | None) -> None:
@@ -191,7 +217,7 @@ class Store:
                 self.conn.execute(
                     "INSERT INTO runs VALUES (1, ?, ?, ?, ?, ?, ?)",
                     (time.time(), __version__, str(model or ""), model_sha256,
-                     str(data_dir or ""), json.dumps(settings, sort_keys=True)))
+                     str(data_dir or ""), json.dumps(settings, sort_keys=True, allow_nan=False)))
                 self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self.conn.execute("COMMIT")
         except BaseException:
@@ -269,6 +295,8 @@ class Store:
                 f"INSERT INTO attacks ({', '.join(ATTACK_FIELDS)}) "
                 f"VALUES ({', '.join('?' * len(ATTACK_FIELDS))})",
                 [[getattr(a, name) for name in ATTACK_FIELDS] for a in attack_rows])
+            # the clip is done: whoever claimed it (see freqrex.evaluation.claims) is released
+            self.conn.execute("DELETE FROM claims WHERE clip = ?", (record.clip,))
             self.conn.execute("COMMIT")
         except sqlite3.IntegrityError:
             self.conn.execute("ROLLBACK")

@@ -36,13 +36,16 @@ __all__ = ["AttackRecord", "ClipRecord", "DomainRecord", "Job", "ModelSpec", "Se
 @dataclass(frozen=True)
 class SetRecord:
     """One explanation of one domain: was a set found, did the final model call confirm
-    it, its size in features, its share of the domain's features and of the clip's energy."""
+    it, its size in features, its share of the domain's features and of the clip's energy,
+    the prefix of the ranking it was shrunk from and whether it is proven minimal."""
 
     found: bool
     verified: bool
     size: int | None = None
     share: float | None = None
     energy: float | None = None
+    prefix_size: int | None = None   # the smallest prefix of the ranking it was shrunk from
+    minimal: bool | None = None      # proven subset-minimal
 
 
 @dataclass(frozen=True)
@@ -285,7 +288,9 @@ def _domain_record(result: Any, model: Model, before: tuple[int, float, float]) 
         sets[kind] = SetRecord(found=bool(e.found), verified=bool(e.verified),
                                size=e.size if e.found else None,
                                share=float(e.share_bins) if e.found else None,
-                               energy=float(e.share_energy) if e.found else None)
+                               energy=float(e.share_energy) if e.found else None,
+                               prefix_size=e.prefix_size if e.found else None,
+                               minimal=bool(e.minimal) if e.found else None)
     return DomainRecord(n_features=int(result.responsibility.size),
                         model_calls=model.stats.calls - before[0],
                         seconds_model=model.stats.seconds - before[1],

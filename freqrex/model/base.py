@@ -16,9 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from freqrex.audio import check_sample_rate
 from freqrex.config import ACTIVATIONS, positive_int
 from freqrex.errors import InputError, ModelError
+from freqrex.model.activation import apply_activation, sigmoid, softmax
 from freqrex.model.labels import check_labels
+from freqrex.model.memory import PeakMeter, default_budget
 
 __all__ = [
     "PROB_TOLERANCE",
@@ -32,6 +35,8 @@ __all__ = [
 
 # Outputs this far outside [0, 1] still count as probabilities (float32 rounding of a softmax).
 PROB_TOLERANCE = 1e-5
+
+_MEASURED: dict[str, float] = {}  # model file -> the largest bytes/sample measured for it
 
 
 @dataclass
@@ -83,6 +88,12 @@ class Model:
         Where inference runs: an ONNX Runtime execution provider, or ``"python"``.
     source : str or None
         The file the model was loaded from; None for models made in memory.
+    max_memory : int
+        Budget in bytes of one forward pass: its float32 input rows plus the activations
+        the model allocates (see :meth:`waveforms_per_batch`). Default min(4 GiB, 25% RAM).
+    memory_per_sample : float or None
+        Bytes the model allocated per input sample of one waveform, measured on the first
+        call; None before it.
     """
 
     def __init__(
@@ -95,15 +106,21 @@ class Model:
         input_length: int | None = None,
         provider: str = "python",
         source: str | None = None,
+        max_memory: int | None = None,
     ) -> None:
-        self.sample_rate = optional_positive_int(sample_rate, "sample_rate")
+        self.sample_rate = (None if sample_rate is None
+                            else check_sample_rate(sample_rate, "sample_rate"))
         self.labels = check_labels(labels)
         self.activation = _check_activation(activation)
+        self.requested_activation = self.activation  # what new_clip() goes back to
         self.batch_size = positive_int(batch_size, "batch_size")
         self.input_length = optional_positive_int(input_length, "input_length")
         self.provider = provider
         self.source = source
         self.stats = ModelStats()
+        self.max_memory = (default_budget() if max_memory is None
+                           else positive_int(max_memory, "max_memory"))
+        self.memory_per_sample: float | None = None
         self._n_classes: int | None = None
         self._labels_source = "labels argument"
 
@@ -121,6 +138,34 @@ class Model:
         if self._n_classes is not None:
             return self._n_classes
         return len(self.labels) if self.labels is not None else None
+
+    def waveforms_per_batch(self, n_samples: int, extra_bytes_per_waveform: int = 0) -> int:
+        """How many waveforms of ``n_samples`` one model call may take within the budget.
+
+        The contract for callers that build batches (the mutant synthesis): build at most
+        this many waveforms at a time; :meth:`scores` splits every call the same way, so
+        ``rows * (4 * n_samples + activations + extra) <= max_memory``, the activations
+        per waveform measured on the first call (before it, a prior of 64 bytes per
+        sample). Batching never changes a score (see :meth:`_forward_all`).
+
+        Parameters
+        ----------
+        n_samples : int
+            Samples per waveform.
+        extra_bytes_per_waveform : int
+            What the caller itself holds per waveform of the batch (e.g. ``8 * n_samples``
+            for a float64 mutant row), counted against the same budget.
+
+        Returns
+        -------
+        int
+            Between 1 and :attr:`batch_size` (1 even when one waveform alone exceeds the
+            budget: it must still be scored).
+        """
+        n = positive_int(n_samples, "n_samples")
+        per_sample = self.memory_per_sample if self.memory_per_sample is not None else 64.0
+        per_waveform = 4 * n + per_sample * n + max(0, int(extra_bytes_per_waveform))
+        return int(max(1, min(self.batch_size, self.max_memory // max(1.0, per_waveform))))
 
     def scores(self, batch: np.ndarray) -> np.ndarray:
         """Raw model outputs, before any activation.
@@ -155,7 +200,7 @@ class Model:
             if self.n_classes is None:
                 raise InputError("cannot score an empty batch before the classes are known")
             return np.empty((0, self.n_classes), dtype=np.float64)
-        parts = [self._timed_forward(x[i : i + self.batch_size]) for i in self._starts(x)]
+        parts = self._forward_all(x)
         raw = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
         if not np.all(np.isfinite(raw)):
             raise ModelError(
@@ -194,6 +239,12 @@ class Model:
         if raw.ndim == 2 and raw.shape[1] == 1:
             return "sigmoid"
         return "softmax"
+
+    def new_clip(self) -> None:
+        """Forget what the previous clip decided: an ``"auto"`` activation is resolved again
+        from the next batch, so a reused model treats every clip alike (as a fresh one would).
+        """
+        self.activation = self.requested_activation
 
     def label(self, index: int) -> str:
         """Name of class ``index``: its label, or ``"class_<index>"`` without one."""
@@ -245,7 +296,10 @@ class Model:
 
     def _check_batch(self, batch: np.ndarray) -> np.ndarray:
         try:
-            x = np.asarray(batch, dtype=np.float32)
+            x = np.asarray(batch)
+            if x.dtype.kind not in "fiub":
+                x = x.astype(np.float32)
+            # numbers are cast to float32 per pass (_forward_all): one pass's copy at a time
         except (TypeError, ValueError) as exc:
             raise InputError(f"a batch of waveforms must hold numbers ({exc})") from exc
         if x.ndim != 2:
@@ -260,14 +314,52 @@ class Model:
                 f"the model takes {self.input_length} samples per waveform, got {x.shape[1]}; "
                 "pad or crop the audio to that length (freqrex.audio.fit_length)"
             )
-        return np.ascontiguousarray(x)
+        return x
 
-    def _starts(self, x: np.ndarray) -> range:
-        return range(0, x.shape[0], self.batch_size)
+    def _forward_all(self, x: np.ndarray) -> list[np.ndarray]:
+        """Raw outputs of ``x`` in passes of at most :meth:`waveforms_per_batch` rows (the
+        first pass, sized by the prior, measures the activations for the rest).
+
+        Where ``batch_size`` allows, no pass takes one row out of a larger call: ONNX
+        Runtime scores a one-row batch with other kernels (GEMV for GEMM) whose last bit
+        can differ, so the budget would change scores. A pass then exceeds the budget by one
+        waveform at most.
+        """
+        parts, start, rows = [], 0, x.shape[0]
+        while start < rows:
+            left = rows - start
+            step = self._chunk_rows(x.shape[1])
+            if not self._fixed_rows():
+                step = max(step, min(2, self.batch_size))
+                if left - step == 1 and step >= 3:  # no one-row tail: ..., step - 1, 2
+                    step -= 1
+            rows32 = np.ascontiguousarray(x[start : start + step], dtype=np.float32)
+            parts.append(self._timed_forward(rows32))
+            start += step
+        return parts
+
+    def _fixed_rows(self) -> bool:
+        """Whether the model takes one batch size only (its passes cannot be resized)."""
+        return False
+
+    def _chunk_rows(self, n_samples: int) -> int:
+        return self.waveforms_per_batch(n_samples)
 
     def _timed_forward(self, chunk: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
-        out = self._forward(chunk)
+        if self.memory_per_sample is None:
+            with PeakMeter() as meter:
+                out = self._forward(chunk)
+            if meter.peak is not None:
+                # memory freed earlier in this process is reused without growing the RSS:
+                # a model file opened again keeps the largest measurement of it
+                measured = meter.peak / (chunk.shape[0] * chunk.shape[1])
+                key = self.source or ""
+                self.memory_per_sample = max(measured, _MEASURED.get(key, 0.0))
+                if key:
+                    _MEASURED[key] = self.memory_per_sample
+        else:
+            out = self._forward(chunk)
         self.stats.seconds += time.perf_counter() - start
         self.stats.calls += 1
         self.stats.samples += chunk.shape[0]
@@ -313,61 +405,6 @@ def _check_output(out: Any, rows: int) -> np.ndarray:
             f"freqrex needs scores of shape [B, C] = [{rows}, C]"
         )
     return arr
-
-
-# -- activation --------------------------------------------------------------------------------
-
-
-def apply_activation(raw: np.ndarray, activation: str) -> np.ndarray:
-    """Turn raw scores ``[B, C]`` into probabilities with a resolved activation.
-
-    Parameters
-    ----------
-    raw : numpy.ndarray
-        Raw scores ``[B, C]``.
-    activation : str
-        ``"softmax"``, ``"sigmoid"`` or ``"none"`` (``"auto"`` must be resolved first, see
-        :meth:`Model.resolve_activation`).
-
-    Examples
-    --------
-    >>> apply_activation(np.array([[0.0, 0.0]]), "softmax")
-    array([[0.5, 0.5]])
-    """
-    raw = np.asarray(raw, dtype=np.float64)
-    if raw.size == 0:
-        return raw.copy()  # an empty batch needs no activation (and cannot resolve one)
-    if activation == "softmax":
-        return softmax(raw)
-    if activation == "sigmoid":
-        return sigmoid(raw)
-    if activation == "none":
-        return raw.copy()
-    raise InputError(f"activation {activation!r} is not resolved; score a batch first")
-
-
-def softmax(raw: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, stable for large logits (the row maximum is subtracted first).
-
-    Examples
-    --------
-    >>> softmax(np.array([[1000.0, 1000.0]]))
-    array([[0.5, 0.5]])
-    """
-    shifted = raw - raw.max(axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def sigmoid(raw: np.ndarray) -> np.ndarray:
-    """Element-wise logistic function, without overflow for large negative scores.
-
-    Examples
-    --------
-    >>> sigmoid(np.array([0.0]))
-    array([0.5])
-    """
-    return np.exp(-np.logaddexp(0.0, -raw))
 
 
 # -- validation helpers ------------------------------------------------------------------------

@@ -14,8 +14,10 @@ from freqrex.model.onnx import OnnxModel, is_onnx
 
 __all__ = ["CallableModel", "as_model"]
 
-_ONNX_OPTIONS = ("sample_rate", "labels", "activation", "batch_size", "providers", "threads")
-_CALLABLE_OPTIONS = ("sample_rate", "labels", "activation", "batch_size", "input_length")
+_ONNX_OPTIONS = ("sample_rate", "labels", "activation", "batch_size", "providers", "threads",
+                 "sessions", "max_memory")
+_CALLABLE_OPTIONS = ("sample_rate", "labels", "activation", "batch_size", "input_length",
+                     "max_memory")
 
 
 class CallableModel(Model):
@@ -30,6 +32,8 @@ class CallableModel(Model):
         As for :class:`~freqrex.model.OnnxModel`.
     input_length : int, optional
         Fixed number of samples the function takes.
+    max_memory : int, optional
+        Budget in bytes of one call (see :meth:`Model.waveforms_per_batch`).
 
     Examples
     --------
@@ -47,6 +51,7 @@ class CallableModel(Model):
         activation: str = "auto",
         batch_size: int = 32,
         input_length: int | None = None,
+        max_memory: int | None = None,
     ) -> None:
         if not callable(fn):
             raise InputError(f"a model function must be callable, got {type(fn).__name__}")
@@ -57,6 +62,7 @@ class CallableModel(Model):
             batch_size=batch_size,
             input_length=input_length,
             provider="python",
+            max_memory=max_memory,
         )
         self.fn = fn
 

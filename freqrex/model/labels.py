@@ -76,7 +76,8 @@ def rate_from_metadata(meta: dict[str, str], source: str) -> int | None:
     Raises
     ------
     ModelError
-        When the entry is not a positive whole number.
+        When the entry is not a positive whole number in the range of
+        :func:`freqrex.audio.check_sample_rate`.
     """
     text = meta.get("sample_rate")
     if text is None:
@@ -90,7 +91,12 @@ def rate_from_metadata(meta: dict[str, str], source: str) -> int | None:
             f"{source} metadata sample_rate {text!r} is not a positive integer; pass "
             "sample_rate explicitly"
         )
-    return int(value)
+    from freqrex.audio import check_sample_rate
+
+    try:
+        return check_sample_rate(value, f"{source} metadata sample_rate")
+    except InputError as exc:  # the model's fault, not the user's input
+        raise ModelError(f"{exc}; or pass sample_rate explicitly") from None
 
 
 def labels_from_metadata(meta: dict[str, str], source: str) -> list[str] | None:

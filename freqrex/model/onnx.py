@@ -7,17 +7,28 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from freqrex.config import PROVIDERS, ModelConfig
-from freqrex.errors import FreqrexWarning, InputError, ModelError, first_line
+from freqrex.config import ModelConfig
+from freqrex.errors import ModelError, first_line
 from freqrex.model.base import Model, optional_positive_int
 from freqrex.model.labels import labels_from_metadata, load_labels, rate_from_metadata
+from freqrex.model.memory import device_memory
+from freqrex.model.opening import (
+    ORT_LOG_SEVERITY,
+    describe_source,
+    is_model_proto,
+    is_session,
+    narrow_session,
+    open_session,
+    providers_for,
+)
+from freqrex.model.sessions import SessionRunner
+from freqrex.model.shapes import arg_info, channels_last, fixed, shape_text, supported_input_shape
 
 __all__ = ["OnnxModel", "is_onnx", "load_model", "providers_for"]
 
@@ -28,45 +39,7 @@ _FLOAT_INPUTS: dict[str, type[np.floating]] = {
     "tensor(double)": np.float64,
 }
 
-_SUPPORTED_INPUTS = "[N], [B, N] or [B, 1, N] (float32, float16 or float64)"
-
-# What each name in freqrex.config.PROVIDERS asks ONNX Runtime for; "auto" probes CUDA once.
-_PROVIDER_LISTS: dict[str, str | list[str]] = {
-    "auto": "auto",
-    "cpu": ["CPUExecutionProvider"],
-    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
-}
-
-
-def providers_for(name: str) -> str | list[str]:
-    """The ONNX Runtime providers a provider name stands for.
-
-    Parameters
-    ----------
-    name : str
-        One of :data:`freqrex.config.PROVIDERS`: ``"auto"``, ``"cpu"`` or ``"cuda"``.
-
-    Returns
-    -------
-    str or list of str
-        ``"auto"`` (CUDA when it really starts, else the CPU), or the providers in order of
-        preference.
-
-    Raises
-    ------
-    InputError
-        For any other name.
-
-    Examples
-    --------
-    >>> providers_for("cpu")
-    ['CPUExecutionProvider']
-    """
-    if name not in PROVIDERS:
-        raise InputError(f"provider must be one of {', '.join(PROVIDERS)}; got {name!r}")
-    chosen = _PROVIDER_LISTS[name]
-    return chosen if isinstance(chosen, str) else list(chosen)
-
+_SUPPORTED_INPUTS = "[N], [B, N], [B, 1, N] or [B, N, 1] (float32, float16 or float64)"
 
 def load_model(path: str | os.PathLike, options: ModelConfig, *, activation: str = "auto",
                batch_size: int = 32) -> OnnxModel:
@@ -97,12 +70,13 @@ def load_model(path: str | os.PathLike, options: ModelConfig, *, activation: str
     labels = load_labels(options.labels) if options.labels is not None else None
     return OnnxModel(path, sample_rate=options.sample_rate, labels=labels,
                      activation=activation, batch_size=batch_size,
-                     providers=providers_for(options.provider), threads=options.threads)
+                     providers=options.provider, threads=options.threads,
+                     sessions=options.sessions, max_memory=options.max_memory)
 
 
 def is_onnx(obj: Any) -> bool:
     """Whether ``obj`` is something :class:`OnnxModel` opens (path, bytes, proto, session)."""
-    return isinstance(obj, (str, os.PathLike, bytes)) or _is_session(obj) or _is_model_proto(obj)
+    return isinstance(obj, (str, os.PathLike, bytes)) or is_session(obj) or is_model_proto(obj)
 
 
 class OnnxModel(Model):
@@ -111,9 +85,9 @@ class OnnxModel(Model):
     Parameters
     ----------
     path_or_session : str, path-like, bytes, onnx.ModelProto or onnxruntime.InferenceSession
-        The model. Its single input must be a waveform of shape ``[N]``, ``[B, N]`` or
-        ``[B, 1, N]`` (float32, float16 or float64; each dimension fixed or dynamic) and its
-        first output ``[B, C]`` (``[C]`` for a ``[N]`` input).
+        The model. Its single input must be a waveform of shape ``[N]``, ``[B, N]``,
+        ``[B, 1, N]`` or ``[B, N, 1]`` (float32, float16 or float64; each dimension fixed
+        or dynamic) and its first output ``[B, C]`` (``[C]`` for a ``[N]`` input).
     sample_rate : int, optional
         Overrides the ``sample_rate`` entry of the model's metadata.
     labels : list of str or path, optional
@@ -128,6 +102,14 @@ class OnnxModel(Model):
     threads : int, optional
         CPU threads ONNX Runtime may use within one call (``intra_op_num_threads``); its own
         default (one per core) when omitted. Use 1 when several processes share the cores.
+    sessions : int, optional
+        Concurrent single-threaded runs on parts of each batch (1: one session with
+        ``threads``); measured at the first calls when omitted (see
+        :mod:`freqrex.model.sessions`; :attr:`throughput` records the choice). The scores
+        never depend on it.
+    max_memory : int, optional
+        Budget in bytes of one forward pass (see :meth:`Model.waveforms_per_batch`). On
+        CUDA, passes are also sized to half the device memory free at opening.
 
     Attributes
     ----------
@@ -135,6 +117,8 @@ class OnnxModel(Model):
         The file the model came from; None for bytes, protos and sessions.
     name : str
         How messages name the model: its path, or "the ONNX model" / "the ONNX session".
+    throughput : freqrex.model.sessions.Throughput
+        How forward passes run (one session or concurrent runs) and the rates measured.
 
     Raises
     ------
@@ -158,12 +142,14 @@ class OnnxModel(Model):
         batch_size: int = 32,
         providers: str | Sequence[str] = "auto",
         threads: int | None = None,
+        sessions: int | None = None,
+        max_memory: int | None = None,
     ) -> None:
-        self.name = _describe_source(path_or_session)
+        self.name = describe_source(path_or_session)
         self.path = (
             Path(path_or_session) if isinstance(path_or_session, (str, os.PathLike)) else None
         )
-        self.session = _open_session(
+        self.session = open_session(
             path_or_session, providers, optional_positive_int(threads, "threads")
         )
         meta = self.session.get_modelmeta().custom_metadata_map or {}
@@ -175,17 +161,30 @@ class OnnxModel(Model):
             batch_size=batch_size,
             provider=self.session.get_providers()[0],
             source=str(self.path) if self.path is not None else None,
+            max_memory=max_memory,
         )
         if labels is None:
             self.labels = labels_from_metadata(meta, self.name)
             self._labels_source = f"metadata of {self.name}"
         self._bind_input()
         self._bind_output()
+        self._run_options = sys.modules["onnxruntime"].RunOptions()  # imported by the session
+        self._run_options.log_severity_level = ORT_LOG_SEVERITY
+        threads = optional_positive_int(threads, "threads")
+        sessions = optional_positive_int(sessions, "sessions")
+        # IO binding on a GPU: each pass's rows are uploaded once, only the scores come back
+        self._bind = self.provider != "CPUExecutionProvider"
+        self._device_budget = _device_budget() if self.provider.startswith("CUDA") else None
+        self._device_per_sample: float | None = None
+        self._runner = SessionRunner(self._run_on, self.session,
+                                     lambda: narrow_session(path_or_session), sessions,
+                                     _no_pool(self, path_or_session, sessions, threads))
+        self.throughput = self._runner.throughput
 
     def _bind_input(self) -> None:
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
-            listed = ", ".join(f"{i.name} {_shape_text(i.shape)}" for i in inputs)
+            listed = ", ".join(f"{i.name} {shape_text(i.shape)}" for i in inputs)
             raise ModelError(
                 f"{self.name} has {len(inputs)} inputs ({listed}); freqrex supports one "
                 f"waveform input of shape {_SUPPORTED_INPUTS}"
@@ -197,16 +196,22 @@ class OnnxModel(Model):
                 f"waveform input of shape {_SUPPORTED_INPUTS}"
             )
         shape = list(inp.shape or [])
-        if not _supported_input_shape(shape):
+        if not supported_input_shape(shape):
             raise ModelError(
-                f"{self.name} input {inp.name!r} has shape {_shape_text(shape)}; freqrex "
+                f"{self.name} input {inp.name!r} has shape {shape_text(shape)}; freqrex "
                 f"supports {_SUPPORTED_INPUTS}"
             )
         self.input_name: str = inp.name
         self.input_dtype: type[np.floating] = _FLOAT_INPUTS[inp.type]
         self.input_rank = len(shape)
-        self.input_length = _fixed(shape[-1])
-        self.fixed_batch = 1 if self.input_rank == 1 else _fixed(shape[0])
+        # [B, N, 1] (channels last) puts the samples in the middle; every other layout last
+        self.channels_last = channels_last(shape)
+        self.input_length = fixed(shape[1] if self.channels_last else shape[-1])
+        if self.input_length == 1:
+            raise ModelError(
+                f"{self.name} input {inp.name!r} has shape {shape_text(shape)}: one sample "
+                f"per waveform; freqrex supports {_SUPPORTED_INPUTS}")
+        self.fixed_batch = 1 if self.input_rank == 1 else fixed(shape[0])
         if self.fixed_batch is not None:
             self.batch_size = self.fixed_batch
 
@@ -222,14 +227,42 @@ class OnnxModel(Model):
         if not rank_ok:
             wanted = "[C] or [1, C]" if self.input_rank == 1 else "[B, C]"
             raise ModelError(
-                f"{self.name} output {out.name!r} has shape {_shape_text(shape)}; freqrex "
+                f"{self.name} output {out.name!r} has shape {shape_text(shape)}; freqrex "
                 f"needs class scores of shape {wanted}"
             )
-        classes = _fixed(shape[-1])
+        classes = fixed(shape[-1])
         if classes is not None:
             self._learn_classes(classes)
 
     def _forward(self, chunk: np.ndarray) -> np.ndarray:
+        if self._device_budget is not None and self._device_per_sample is None:
+            return self._measure_device(chunk)
+        return self._runner(chunk)
+
+    def _fixed_rows(self) -> bool:
+        return self.fixed_batch is not None
+
+    def _chunk_rows(self, n_samples: int) -> int:
+        if self.fixed_batch is not None:
+            return self.fixed_batch  # the model takes no other size
+        rows = self.waveforms_per_batch(n_samples)
+        if self._device_budget is not None:
+            per = (self._device_per_sample or 64.0) * n_samples + 4 * n_samples
+            rows = max(1, min(rows, int(self._device_budget // per)))
+        return rows
+
+    def _measure_device(self, chunk: np.ndarray) -> np.ndarray:
+        before = device_memory()
+        out = self._runner(chunk)
+        after = device_memory()
+        if before is not None and after is not None:
+            used = max(0, before[0] - after[0])  # the device arena's growth for this pass
+            self._device_per_sample = used / (chunk.shape[0] * chunk.shape[1])
+        else:
+            self._device_budget = None  # cannot be measured: batch_size and max_memory rule
+        return out
+
+    def _run_on(self, session: Any, chunk: np.ndarray) -> np.ndarray:
         rows = chunk.shape[0]
         feed = chunk
         if self.fixed_batch is not None and rows < self.fixed_batch:
@@ -240,9 +273,17 @@ class OnnxModel(Model):
         if self.input_rank == 1:
             feed = feed[0]
         elif self.input_rank == 3:
-            feed = feed[:, None, :]
+            feed = feed[:, :, None] if self.channels_last else feed[:, None, :]
         try:
-            out = self.session.run([self.output_name], {self.input_name: feed})[0]
+            if self._bind:
+                binding = session.io_binding()
+                binding.bind_cpu_input(self.input_name, np.ascontiguousarray(feed))
+                binding.bind_output(self.output_name, "cpu")
+                session.run_with_iobinding(binding, self._run_options)
+                out = binding.copy_outputs_to_cpu()[0]
+            else:
+                out = session.run([self.output_name], {self.input_name: feed},
+                                  self._run_options)[0]
         except Exception as exc:  # ORT raises its own exception types per error kind
             raise ModelError(
                 f"{self.name} failed on input of shape {tuple(feed.shape)} "
@@ -261,158 +302,28 @@ class OnnxModel(Model):
     def describe(self) -> dict[str, Any]:
         """What ``freqrex info`` shows, with the ONNX inputs and outputs as declared."""
         info = super().describe()
-        info["inputs"] = [_arg_info(a) for a in self.session.get_inputs()]
-        info["outputs"] = [_arg_info(a) for a in self.session.get_outputs()]
+        info["inputs"] = [arg_info(a) for a in self.session.get_inputs()]
+        info["outputs"] = [arg_info(a) for a in self.session.get_outputs()]
         info["source"] = self.name
+        info["throughput"] = self.throughput.to_dict()
+        info["max_memory"] = self.max_memory
         return info
 
 
-# -- sessions ----------------------------------------------------------------------------------
-
-
-def _is_session(obj: Any) -> bool:
-    # Only a process that made a session has onnxruntime imported; avoid importing it here.
-    ort = sys.modules.get("onnxruntime")
-    return ort is not None and isinstance(obj, ort.InferenceSession)
-
-
-def _is_model_proto(obj: Any) -> bool:
-    return type(obj).__name__ == "ModelProto" and hasattr(obj, "SerializeToString")
-
-
-def _describe_source(obj: Any) -> str:
-    if isinstance(obj, (str, os.PathLike)):
-        return str(obj)
-    if _is_session(obj):
-        return "the ONNX session"
-    return "the ONNX model"
-
-
-def _open_session(obj: Any, providers: str | Sequence[str], threads: int | None = None) -> Any:
-    if _is_session(obj):
-        return obj
-    model = _model_bytes_or_path(obj)
-    import onnxruntime as ort
-
-    ort.set_default_logger_severity(3)
-    options = _session_options(ort, threads)
-    if isinstance(providers, str) and providers in PROVIDERS:
-        providers = providers_for(providers)
-    if isinstance(providers, str) and providers == "auto":
-        return _auto_session(ort, model, options)
-    names = [providers] if isinstance(providers, str) else list(providers)
-    available = ort.get_available_providers()
-    unknown = [name for name in names if name not in available]
-    if not names or unknown:
-        raise InputError(
-            f"unknown execution provider {', '.join(unknown) or '(none given)'}; available: "
-            f"{', '.join(available)}"
-        )
-    session = _quiet_session(ort, model, options, names)
-    if session.get_providers()[0] != names[0]:
-        warnings.warn(
-            f"{names[0]} could not be initialised; running on {session.get_providers()[0]}",
-            FreqrexWarning,
-            stacklevel=4,
-        )
-    return session
-
-
-def _model_bytes_or_path(obj: Any) -> str | bytes:
-    if _is_model_proto(obj):
-        obj = obj.SerializeToString()
-    if isinstance(obj, (str, os.PathLike)):
-        path = Path(obj)
-        if not path.exists():
-            raise ModelError(f"{path} is not a valid ONNX model (file not found)")
-        if path.is_dir():
-            raise ModelError(f"{path} is not a valid ONNX model (it is a directory)")
-        return str(path)
-    if not isinstance(obj, bytes):
-        raise ModelError(
-            f"cannot load a {type(obj).__name__} as an ONNX model; give a path, bytes or an "
-            "onnxruntime InferenceSession"
-        )
-    return obj
-
-
-def _session_options(ort: Any, threads: int | None) -> Any:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads is not None:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    return options
-
-
-# Whether CUDA really initialised, learnt once per process: a failed attempt costs time and,
-# in ORT, a burst of log lines, so it is not repeated for every model.
-_cuda_works: bool | None = None
-
-
-def _auto_session(ort: Any, model: str | bytes, options: Any) -> Any:
-    global _cuda_works
-    if _cuda_works is not False and "CUDAExecutionProvider" in ort.get_available_providers():
-        try:
-            session = _quiet_session(ort, model, options, list(_PROVIDER_LISTS["cuda"]))
-        except ModelError:
-            session = None  # CUDA can fail at creation; the CPU-only attempt below reports
-        if session is not None and session.get_providers()[0] == "CUDAExecutionProvider":
-            _cuda_works = True
-            return session
-        if session is not None:
-            # CUDA was requested but not registered: it cannot initialise in this process. (A
-            # failure to create the session says nothing: it could be the model's fault.)
-            _cuda_works = False
-            return session
-    return _new_session(ort, model, options, list(_PROVIDER_LISTS["cpu"]))
-
-
-def _quiet_session(ort: Any, model: str | bytes, options: Any, providers: list[str]) -> Any:
-    # A GPU provider whose libraries are missing logs a burst of lines at error level (3), and
-    # freqrex then runs on the CPU anyway; only the fatal level (4) silences them.
-    ort.set_default_logger_severity(4)
-    try:
-        return _new_session(ort, model, options, providers)
-    finally:
-        ort.set_default_logger_severity(3)
-
-
-def _new_session(ort: Any, model: str | bytes, options: Any, providers: list[str]) -> Any:
-    where = model if isinstance(model, str) else "the ONNX model"
-    try:
-        return ort.InferenceSession(model, sess_options=options, providers=providers)
-    except Exception as exc:  # ORT raises Fail, InvalidProtobuf, ValueError, ...
-        raise ModelError(f"{where} is not a valid ONNX model ({first_line(exc)})") from exc
-
-
-# -- shapes ------------------------------------------------------------------------------------
-
-
-def _fixed(dim: Any) -> int | None:
-    """A dimension's size when fixed; None for a named or unknown (dynamic) dimension."""
-    if isinstance(dim, (int, np.integer)) and dim > 0:
-        return int(dim)
+def _no_pool(model: OnnxModel, obj: Any, sessions: int | None,
+             threads: int | None) -> str | None:
+    """Why forward passes cannot or should not be split over concurrent runs, if so."""
+    if model.provider != "CPUExecutionProvider":
+        return "provider"
+    if model.fixed_batch is not None:
+        return "fixed batch"
+    if is_session(obj):
+        return "given a session"  # nothing to open a single-threaded copy from
+    if sessions is None and threads == 1:
+        return "one thread per call"  # e.g. one process per core: the cores are taken
     return None
 
 
-def _supported_input_shape(shape: list[Any]) -> bool:
-    if len(shape) in (1, 2):
-        return True
-    if len(shape) == 3:
-        return _fixed(shape[1]) in (None, 1)  # one channel, or a dynamic dimension fed 1
-    return False
-
-
-def _shape_text(shape: Any) -> str:
-    if shape is None:
-        return "[unknown]"
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
-
-
-def _arg_info(arg: Any) -> dict[str, Any]:
-    dtype = arg.type
-    if dtype.startswith("tensor(") and dtype.endswith(")"):
-        dtype = dtype[len("tensor(") : -1]
-        dtype = {"float": "float32", "double": "float64"}.get(dtype, dtype)
-    return {"name": arg.name, "shape": list(arg.shape or []), "dtype": dtype}
+def _device_budget() -> int | None:
+    memory = device_memory()
+    return None if memory is None else memory[0] // 2

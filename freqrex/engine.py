@@ -1,0 +1,78 @@
+"""``Explainer``: one warm engine for many clips, for tools that explain again and again.
+
+Opening an ONNX session, probing its provider, planning FFTs and compiling the Numba
+kernels cost far more than one small explanation. An :class:`Explainer` pays for them
+once: it keeps the model (its sessions, its decided batch sizes and statistics), and
+the kernels keep their plans per clip length, so the second clip of a length runs warm.
+The results are exactly those of :func:`freqrex.explain` with the same parameters.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from freqrex.config import AttackConfig, Config, Progress
+from freqrex.explanation import Result
+from freqrex.manipulation import AttackResult, attack
+from freqrex.model import Model, as_model
+from freqrex.pipeline import explain
+
+Audio = str | os.PathLike | np.ndarray
+
+
+class Explainer:
+    """Explain and attack clips with one model, kept warm between calls.
+
+    Parameters
+    ----------
+    model : Model, path, session or callable
+        As for :func:`freqrex.explain`; opened once, here.
+    sample_rate : int, optional
+        The rate of waveform arrays (and of the model, when it declares none).
+    config : Config, optional
+        Parameters of every explanation; keyword arguments override them.
+    attack_config : AttackConfig, optional
+        Parameters of :meth:`attack`.
+
+    Examples
+    --------
+    >>> explainer = freqrex.Explainer("model.onnx", iterations=4, seed=0)
+    >>> first = explainer.explain("a.wav")       # opens, plans and compiles
+    >>> second = explainer.explain("b.wav")      # warm
+    >>> explainer.attack(result=second).first_flip
+    """
+
+    def __init__(self, model: Any, *, sample_rate: int | None = None,
+                 config: Config | None = None, attack_config: AttackConfig | None = None,
+                 **params: Any) -> None:
+        self.config = (config or Config()).replace(**params) if params else (config or Config())
+        self.attack_config = attack_config or AttackConfig()
+        self.model: Model = model if isinstance(model, Model) else as_model(
+            model, activation=self.config.output_activation, batch_size=self.config.batch_size)
+        self.sample_rate = sample_rate
+
+    def explain(self, audio: Audio, *, sample_rate: int | None = None,
+                progress: Progress | None = None, **params: Any) -> Result:
+        """Explain one clip (see :func:`freqrex.explain`); ``params`` change this call only."""
+        config = self.config.replace(**params) if params else self.config
+        return explain(self.model, audio, sample_rate=sample_rate or self.sample_rate,
+                       config=config, progress=progress)
+
+    def explain_many(self, clips: Iterable[Audio], **params: Any) -> list[Result]:
+        """Explain clips one after another, in memory; one result per clip, in order."""
+        return [self.explain(clip, **params) for clip in clips]
+
+    def attack(self, audio: Audio | None = None, *, result: Result | None = None,
+               **params: Any) -> AttackResult:
+        """Attack a clip, or an explanation of one (see :func:`freqrex.attack`)."""
+        # An explanation given is attacked in its own domain and settings.
+        config = self.config if result is None else None
+        return attack(self.model, audio, result=result, attack_config=self.attack_config,
+                      sample_rate=self.sample_rate, config=config, **params)
+
+    def __repr__(self) -> str:
+        return f"Explainer({self.model!r}, calls={self.model.stats.calls})"

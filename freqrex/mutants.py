@@ -1,0 +1,148 @@
+"""The model's answer on each mutant, asked at most once per explanation.
+
+A mutant is named by the set of features it keeps (the fixed features outside the root
+are in every mutant). The search, the prefix searches of the extraction and the
+minimisation all ask for mutants by name, so a mutant that one of them already evaluated
+costs the others nothing: the empty subset of a child's split is the parent's mutant
+without that child, the top-64 prefixes of consecutive rankings are mostly the same sets,
+and the minimisation retries sets the prefix search has seen.
+
+Names are Zobrist keys: every feature draws two random 64-bit words, and a set's key is
+its size with the wrapping sums of its words. Keys are order-free, cost one lookup per
+box through prefix sums, and give every prefix of a ranking in one cumulative sum; two
+different sets share a key with probability about 2**-128. The words come from a fixed
+seed of their own: keys decide only what is evaluated again, never a result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from freqrex.boxes import Box, Interval
+from freqrex.criterion import Criterion
+from freqrex.domains import Domain
+
+Key = tuple[int, int, int]
+EMPTY: Key = (0, 0, 0)
+_WRAP = 1 << 64
+_KEY_SEED = 0x6672_6571  # "freq": the keys' own stream, apart from every search seed
+
+
+def join(a: Key, b: Key) -> Key:
+    """The name of the union of two disjoint sets."""
+    return a[0] + b[0], (a[1] + b[1]) % _WRAP, (a[2] + b[2]) % _WRAP
+
+
+class Mutants:
+    """Probabilities of mutants by the features they keep, with and without the clip.
+
+    Parameters
+    ----------
+    domain : Domain
+        The clip's feature space (makes the waveforms).
+    criterion : Criterion
+        Holds the model (turns waveforms into probabilities).
+
+    Attributes
+    ----------
+    asked, evaluated : int
+        Mutants asked for, and of them evaluated by the model (the rest were known).
+    """
+
+    def __init__(self, domain: Domain, criterion: Criterion) -> None:
+        self.domain, self.criterion = domain, criterion
+        words = np.random.default_rng(_KEY_SEED).integers(
+            0, np.iinfo(np.uint64).max, size=(domain.n_features, 2), dtype=np.uint64,
+            endpoint=True)
+        self._words = words
+        self._cumulative = np.vstack([np.zeros((1, 2), np.uint64), np.cumsum(words, axis=0)])
+        self._kept: dict[Key, np.ndarray] = {}
+        self._removed: dict[Key, np.ndarray] = {}
+        self._rankings: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.asked = 0
+        self.evaluated = 0
+
+    # names ------------------------------------------------------------------------------
+    def key(self, features: np.ndarray) -> Key:
+        """The name of the mutant keeping ``features`` (flat indices, any order)."""
+        features = np.asarray(features, dtype=np.int64)
+        w = self._words[features].sum(axis=0, dtype=np.uint64)
+        return int(features.size), int(w[0]), int(w[1])
+
+    def box_key(self, boxes: Sequence[Box]) -> Key:
+        """The name of the mutant keeping a union of disjoint boxes."""
+        key = EMPTY
+        for box in boxes:
+            for lo, hi in self._runs(box):
+                d = self._cumulative[hi] - self._cumulative[lo]  # arrays wrap silently
+                key = join(key, (hi - lo, int(d[0]), int(d[1])))
+        return key
+
+    def prefix_keys(self, ranking: np.ndarray, ks: Sequence[int]) -> list[Key]:
+        """The names of the mutants keeping the first ``k`` features of ``ranking``."""
+        sums = self._ranking_sums(ranking)
+        return [(int(k), int(sums[k, 0]), int(sums[k, 1])) for k in ks]
+
+    def _runs(self, box: Box) -> list[tuple[int, int]]:
+        if isinstance(box, Interval):
+            return [(box.lo, box.hi)]
+        frames = self.domain.shape[1]
+        return [(row * frames + box.t0, row * frames + box.t1) for row in range(box.f0, box.f1)]
+
+    def _ranking_sums(self, ranking: np.ndarray) -> np.ndarray:
+        held = self._rankings.get(id(ranking))
+        if held is None or held[0] is not ranking:
+            sums = np.vstack([np.zeros((1, 2), np.uint64),
+                              np.cumsum(self._words[ranking], axis=0)])
+            held = (ranking, sums)
+            self._rankings = {id(ranking): held}  # the latest ranking only: bounded memory
+        return held[1]
+
+    # answers ----------------------------------------------------------------------------
+    def missing(self, keys: Sequence[Key], removal: bool = False) -> list[int]:
+        """Indices of ``keys`` whose mutant (or its removal) was not evaluated yet, each once."""
+        table = self._removed if removal else self._kept
+        seen: set[Key] = set()
+        out = []
+        for i, key in enumerate(keys):
+            if key not in table and key not in seen:
+                seen.add(key)
+                out.append(i)
+        return out
+
+    def store(self, keys: Sequence[Key], probabilities: np.ndarray,
+              removal: bool = False) -> None:
+        table = self._removed if removal else self._kept
+        for key, p in zip(keys, probabilities):
+            table[key] = p
+
+    def lookup(self, keys: Sequence[Key], removal: bool = False) -> np.ndarray:
+        """Known probabilities, ``[len(keys), C]``."""
+        table = self._removed if removal else self._kept
+        self.asked += len(keys)
+        return np.array([table[k] for k in keys])
+
+    def ask(self, keys: Sequence[Key], build: Callable[[list[int]], np.ndarray],
+            removal: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities on the kept features (and, with ``removal``, on the clip without
+        them) for each key; ``build(indices)`` makes the kept waveforms of those not known.
+
+        Everything missing is evaluated in one model call (the model chunks it).
+        """
+        need_kept = self.missing(keys)
+        need_removed = self.missing(keys, removal=True) if removal else []
+        union = sorted(set(need_kept) | set(need_removed))
+        if union:
+            waves = build(union)
+            row = {i: j for j, i in enumerate(union)}
+            parts = [waves[[row[i] for i in need_kept]]]
+            if need_removed:
+                parts.append(self.domain.remove(waves[[row[i] for i in need_removed]]))
+            probs = self.criterion.probabilities(np.concatenate(parts))
+            self.evaluated += len(need_kept) + len(need_removed)
+            self.store([keys[i] for i in need_kept], probs[:len(need_kept)])
+            self.store([keys[i] for i in need_removed], probs[len(need_kept):], removal=True)
+        kept = self.lookup(keys)
+        return kept, (self.lookup(keys, removal=True) if removal else None)

@@ -1,0 +1,77 @@
+"""freqrex.TorchModel: an nn.Module as a model, with no lambda; runs when torch is installed.
+
+The module computes the band-energy oracle of ``oracles.py`` in torch, so its scores have an
+independent reference (the numpy oracle) and its explanation a known answer (the band).
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from oracles import BANDS, SR, callable_band_oracle, make_clip
+
+import freqrex
+from freqrex.errors import FreqrexError
+
+torch = pytest.importorskip("torch", reason="torch is not installed (pip install freqrex[torch])")
+
+
+class BandEnergy(torch.nn.Module):
+    """Log energy per band; records how it was called (mode, grad, device, shape)."""
+
+    def __init__(self, bands):
+        super().__init__()
+        self.register_buffer("edges", torch.tensor(bands, dtype=torch.float64))
+        self.dropout = torch.nn.Dropout(0.5)  # would change the scores in train mode
+        self.calls = []
+
+    def forward(self, x):
+        self.calls.append((self.training, torch.is_grad_enabled(), x.device.type, x.dtype,
+                           tuple(x.shape)))
+        power = torch.fft.rfft(x.double(), dim=-1).abs() ** 2
+        hz = torch.arange(power.shape[-1], dtype=torch.float64) * SR / x.shape[-1]
+        mask = (hz[:, None] >= self.edges[:, 0]) & (hz[:, None] < self.edges[:, 1])
+        return self.dropout(torch.log(power @ mask.double() + 1e-12).float())
+
+
+def test_scores_match_the_numpy_oracle_in_eval_mode_without_grad():
+    module = BandEnergy(BANDS).train()
+    model = freqrex.TorchModel(module, sample_rate=SR, labels=["low", "mid", "high"],
+                               batch_size=4)
+    batch = np.stack([make_clip(seed=s) for s in range(6)])
+    got = model.scores(batch)
+    want = callable_band_oracle(BANDS, SR)(batch)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert module.calls == [(False, False, "cpu", torch.float32, (4, batch.shape[1])),
+                            (False, False, "cpu", torch.float32, (2, batch.shape[1]))]
+    assert model.stats.calls == 2 and model.provider == "torch:cpu"
+
+
+def test_explains_the_band_that_decides():
+    model = freqrex.TorchModel(BandEnergy(BANDS), sample_rate=SR, labels=["low", "mid", "high"])
+    result = freqrex.explain(model, make_clip(), sample_rate=SR, iterations=3,
+                             search_limit=300, seed=1)
+    assert result.target_label == "low" and result.sufficient.found
+    hz = np.array(result.sufficient.hz_ranges)
+    assert hz.min() >= BANDS[0][0] and hz.max() < BANDS[0][1]
+
+
+def test_channel_dim_and_a_device_that_cannot_start():
+    module = BandEnergy(BANDS)
+    model = freqrex.TorchModel(module, sample_rate=SR, channel_dim=True)
+    with pytest.raises(FreqrexError, match="shape"):  # [B, 1, 3] scores: fed [B, 1, N]
+        model.scores(make_clip()[None])
+    assert module.calls[-1][-1] == (1, 1, make_clip().shape[0])
+    if not torch.cuda.is_available():
+        with pytest.raises(FreqrexError, match="CUDA is not available"):
+            freqrex.TorchModel(BandEnergy(BANDS), sample_rate=SR, device="cuda")
+    with pytest.raises(FreqrexError, match="nn.Module"):
+        freqrex.TorchModel(lambda x: x, sample_rate=SR)
+
+
+def test_import_freqrex_does_not_import_torch():
+    code = ("import sys, freqrex, freqrex.model; freqrex.Config; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
