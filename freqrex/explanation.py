@@ -95,6 +95,7 @@ class RunStats:
     seconds_model: float      # inside model inference
     iterations: int = 0       # search iterations run
     stopped: str = ""         # why the search stopped: "stable" or "iterations"
+    used_iterations: int = 0  # iterations in the map (the last improving one, when stable)
     sizes: list[int | None] = field(default_factory=list)  # sufficient prefix per iteration
     reused: int = 0           # mutants asked for again and answered without the model
 
@@ -104,6 +105,7 @@ class RunStats:
                 "seconds_total": self.seconds_total, "seconds_model": self.seconds_model,
                 "seconds_outside_model": self.seconds_total - self.seconds_model,
                 "search": {"iterations": self.iterations, "stopped": self.stopped,
+                           "used_iterations": self.used_iterations,
                            "sufficient_prefix_sizes": self.sizes},
                 "reused_mutants": self.reused}
 
@@ -131,6 +133,12 @@ class Result:
     domain : Domain
         The clip's feature space (transform, geometry, mutant synthesis), kept so that
         attacks and figures reuse it instead of transforming the clip again.
+    explanations_multi : list of Explanation
+        With ``multiple > 1``: the disjoint (``max_overlap``) sufficient sets found, each
+        minimal and verified, the first being ``sufficient`` (:mod:`freqrex.multiple`).
+    redundancy : dict or None
+        Their count, sizes, union's shares of features and energy, and why the search
+        stopped; None when only one set was asked for.
     """
 
     audio: np.ndarray

@@ -334,7 +334,8 @@ class SufficientWatch:
     earlier ranking shares cost nothing). An iteration *improves* the answer when that
     prefix is smaller than ``config.stability`` times the best one before it (or when it
     is the first found). After ``config.stable_rounds`` iterations in a row without an
-    improvement, the search may stop: the ranking is good for what it is used for.
+    improvement, the search may stop: the ranking is good for what it is used for, and
+    ``best_map`` (the map after the last improving iteration) is the one to use.
     """
 
     def __init__(self, domain: Domain, criterion: Criterion, config: Config,
@@ -342,6 +343,8 @@ class SufficientWatch:
         self.domain, self.criterion, self.config, self.mutants = (
             domain, criterion, config, mutants)
         self.best: int | None = None
+        self.best_map: np.ndarray | None = None
+        self.best_iteration = 0
         self.calm = 0
         self.sizes: list[int | None] = []   # smallest sufficient prefix after each iteration
 
@@ -351,7 +354,8 @@ class SufficientWatch:
         k, _ = find_prefix(prefixes.predicate("sufficient"), 1, len(ranking), self.config)
         self.sizes.append(k)
         improved = k is not None and (self.best is None or k < self.config.stability * self.best)
-        if k is not None and (self.best is None or k < self.best):
-            self.best = k
+        if improved:
+            self.best, self.best_map = k, responsibility.copy()
+            self.best_iteration = len(self.sizes)
         self.calm = 0 if improved else self.calm + 1
         return self.calm >= self.config.stable_rounds

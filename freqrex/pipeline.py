@@ -85,6 +85,9 @@ def explain(model: Any, audio: str | os.PathLike | np.ndarray, *,
     responsibility, search = responsibility_map(
         domain, criterion, config, original_passes=bool(criterion.passes(original[None])[0]),
         progress=report("search"), mutants=mutants, stop=watch)
+    if search.stopped == "stable" and watch.best_map is not None:
+        # the iterations after the last improving one were the stop's look-ahead
+        responsibility = watch.best_map
     ranking = rank_bins(responsibility, domain.magnitude(), domain.candidates())
     if progress:
         progress("extract", 0, 1)
@@ -97,7 +100,8 @@ def explain(model: Any, audio: str | os.PathLike | np.ndarray, *,
     if config.multiple > 1:
         if progress:
             progress("multiple", 0, 1)
-        sets = find_multiple(domain, criterion, config, ranking, found["sufficient"], mutants)
+        sets = find_multiple(domain, criterion, config, ranking, responsibility,
+                             found["sufficient"], mutants)
         multi = [_explanation(e, domain, model, target) for e in sets.sets]
         summary = redundancy(sets, domain)
         if progress:
@@ -108,6 +112,8 @@ def explain(model: Any, audio: str | os.PathLike | np.ndarray, *,
                      seconds_total=time.perf_counter() - started,
                      seconds_model=model.stats.seconds - before[2],
                      iterations=search.iterations, stopped=search.stopped,
+                     used_iterations=(watch.best_iteration if search.stopped == "stable"
+                                      and watch.best_map is not None else search.iterations),
                      sizes=watch.sizes, reused=mutants.asked - mutants.evaluated)
     return Result(audio=x, sample_rate=rate, target=target, target_label=model.label(target),
                   prediction=_prediction(original, model, target),
