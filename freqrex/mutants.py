@@ -124,25 +124,42 @@ class Mutants:
         self.asked += len(keys)
         return np.array([table[k] for k in keys])
 
+    def rows_per_call(self) -> int:
+        """Mutants synthesised at a time: what the model's memory budget allows for a
+        waveform plus freqrex's own rows (the float32 mutant and its removal), else all."""
+        per_batch = getattr(self.criterion.model, "waveforms_per_batch", None)
+        if per_batch is None:
+            return 1 << 30
+        return int(per_batch(self.domain.n, extra_bytes_per_waveform=8 * self.domain.n))
+
     def ask(self, keys: Sequence[Key], build: Callable[[list[int]], np.ndarray],
             removal: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities on the kept features (and, with ``removal``, on the clip without
         them) for each key; ``build(indices)`` makes the kept waveforms of those not known.
 
-        Everything missing is evaluated in one model call (the model chunks it).
+        What is missing is built and evaluated in pieces that fit the model's memory
+        budget, so memory stays bounded whatever the clip length; the pieces change how
+        the work is batched, never which mutants are evaluated.
         """
-        need_kept = self.missing(keys)
-        need_removed = self.missing(keys, removal=True) if removal else []
-        union = sorted(set(need_kept) | set(need_removed))
-        if union:
-            waves = build(union)
-            row = {i: j for j, i in enumerate(union)}
-            parts = [waves[[row[i] for i in need_kept]]]
-            if need_removed:
-                parts.append(self.domain.remove(waves[[row[i] for i in need_removed]]))
-            probs = self.criterion.probabilities(np.concatenate(parts))
-            self.evaluated += len(need_kept) + len(need_removed)
-            self.store([keys[i] for i in need_kept], probs[:len(need_kept)])
-            self.store([keys[i] for i in need_removed], probs[len(need_kept):], removal=True)
+        need_kept = set(self.missing(keys))
+        need_removed = set(self.missing(keys, removal=True)) if removal else set()
+        union = sorted(need_kept | need_removed)
+        step = max(1, self.rows_per_call() // (2 if need_removed else 1))
+        for start in range(0, len(union), step):
+            self._evaluate(keys, union[start:start + step], build, need_kept, need_removed)
         kept = self.lookup(keys)
         return kept, (self.lookup(keys, removal=True) if removal else None)
+
+    def _evaluate(self, keys: Sequence[Key], rows: list[int],
+                  build: Callable[[list[int]], np.ndarray], need_kept: set[int],
+                  need_removed: set[int]) -> None:
+        waves = build(rows)
+        kept = [j for j, i in enumerate(rows) if i in need_kept]
+        removed = [j for j, i in enumerate(rows) if i in need_removed]
+        parts = [waves[kept]]
+        if removed:
+            parts.append(self.domain.remove(waves[removed]))
+        probs = self.criterion.probabilities(np.concatenate(parts))
+        self.evaluated += len(kept) + len(removed)
+        self.store([keys[rows[j]] for j in kept], probs[:len(kept)])
+        self.store([keys[rows[j]] for j in removed], probs[len(kept):], removal=True)

@@ -190,9 +190,13 @@ def _explanation(found: Extracted, domain: Domain, model: Model, target: int) ->
 
 
 def _model_info(model: Model) -> dict:
-    return {"provider": model.provider, "activation": model.activation,
+    info = {"provider": model.provider, "activation": model.activation,
             "sample_rate": model.sample_rate, "labels": model.labels,
             "source": model.source}
+    throughput = getattr(model, "throughput", None)  # ONNX models: sessions or threads
+    if throughput is not None:
+        info["throughput"] = throughput.to_dict()
+    return info
 
 
 def explain_many(model: Any, clips: Any, *, sample_rate: int | None = None,

@@ -142,7 +142,7 @@ def _search(group: list[_Iteration], domain: Domain, mutants: Mutants, config: C
         splits = [s for it in group if (s := _next_split(it, domain, config, original_passes))]
         if not splits:
             return
-        _evaluate(splits, domain, mutants, config.batch_size)
+        _evaluate(splits, domain, mutants, min(config.batch_size, mutants.rows_per_call()))
         for s in splits:
             _credit(s)
             stats.splits += 1
