@@ -297,7 +297,7 @@ class ModelConfig(_Checked):
         session or one per core, whichever scores more waveforms per second).
     max_memory : int or str, optional
         Memory budget of a model call (the model's activations and its input batch), in
-        bytes or as text (``"4GiB"``, ``"500MB"``); default min(4 GiB, 25% of the RAM).
+        bytes or as text (``"4GiB"``, ``"500MB"``); default min(2 GiB, 25% of the RAM).
         It changes how calls are batched, never the result.
     """
 
@@ -314,7 +314,7 @@ class ModelConfig(_Checked):
         "at the first calls, 1 or one per core).", metavar="N")
     max_memory: int | None = param(
         None, "Memory budget of a model call (model + input batch), e.g. 4GiB or 500MB "
-        "(default: min(4 GiB, 25% of RAM)).", parse=lambda text: parse_memory(text),
+        "(default: min(2 GiB, 25% of RAM)).", parse=lambda text: parse_memory(text),
         metavar="BYTES")
 
     def __post_init__(self) -> None:

@@ -7,13 +7,17 @@ among the features not yet used:
 
 1. **Re-rank**: the existing ranking without the used features; its smallest sufficient
    prefix (the configured prefix search), mutants keeping only remaining features.
-2. **Fresh search**: where that finds nothing (the first ranking no longer separates
-   anything), a new responsibility search restricted to the remaining features, within
-   ``multiple_budget``, then the smallest sufficient prefix of its ranking.
+2. **Fresh search**: where the first ranking no longer separates anything (no prefix
+   passes, or the passing one reaches features of zero responsibility, ordered by
+   magnitude alone), a new responsibility search restricted to the remaining features,
+   within ``multiple_budget``; its smallest sufficient prefix is taken when smaller.
 3. Each set found is shrunk to a subset-minimal one (:func:`freqrex.extraction.shrink`)
    and verified by one final model call on exactly that set.
 
-The search stops when ``multiple`` sets are found, when neither step finds a sufficient
+The budget is checked before each step (a prefix search, a fresh search, a shrinking); a
+step once started finishes, and ``mutants`` reports what was really spent (the final
+verification calls, one per set, come on top). The search stops when ``multiple`` sets
+are found, when neither step finds a sufficient
 set among the remaining features, or when the budget is spent, and says which.
 
 "Used" features: with ``max_overlap = 0`` every feature of every set found; with
@@ -107,7 +111,7 @@ class _RestrictedMutants(Mutants):
 
 
 def find_multiple(domain: Domain, criterion: Criterion, config: Config, ranking: np.ndarray,
-                  first: Extracted, mutants: Mutants) -> Multiple:
+                  responsibility: np.ndarray, first: Extracted, mutants: Mutants) -> Multiple:
     """Up to ``config.multiple`` sufficient sets, subset-minimal, verified, (nearly) disjoint.
 
     Parameters
@@ -116,8 +120,8 @@ def find_multiple(domain: Domain, criterion: Criterion, config: Config, ranking:
         The clip's feature space and passing test.
     config : Config
         ``multiple``, ``max_overlap``, ``multiple_budget`` and the extraction parameters.
-    ranking : np.ndarray
-        The explanation's ranking (by responsibility); re-ranking keeps its order.
+    ranking, responsibility : np.ndarray
+        The explanation's ranking and the map it came from; re-ranking keeps its order.
     first : Extracted
         The sufficient set already found (it opens the list when verified).
     mutants : Mutants
@@ -132,6 +136,7 @@ def find_multiple(domain: Domain, criterion: Criterion, config: Config, ranking:
     start = mutants.evaluated
     sets, found_by, fresh = [first], ["first"], 0
     magnitude, candidates = domain.magnitude(), domain.candidates()
+    weight = np.asarray(responsibility, dtype=np.float64).ravel()
 
     def left() -> int:
         return config.multiple_budget - (mutants.evaluated - start)
@@ -148,15 +153,22 @@ def find_multiple(domain: Domain, criterion: Criterion, config: Config, ranking:
                          fresh)
         how, order = "rerank", ranking[~np.isin(ranking, used)]
         k, _ = _sufficient_prefix(domain, criterion, order, config, mutants)
-        if k is None:
+        # The first ranking no longer separates anything when no prefix passes, or when the
+        # passing prefix reaches features of no responsibility (ordered by magnitude only).
+        if k is None or weight[order[k - 1]] <= 0:
             if left() < MIN_FRESH:
-                return _done(sets, found_by, "budget", "no sufficient prefix of the re-ranked "
-                             "remaining features, and too little of multiple_budget left for "
-                             "a fresh search", mutants.evaluated - start, fresh)
-            how, fresh = "fresh", fresh + 1
-            order = _fresh_ranking(domain, criterion, config, used, remaining, magnitude,
-                                   mutants, left(), len(sets))
-            k, _ = _sufficient_prefix(domain, criterion, order, config, mutants)
+                if k is None:
+                    return _done(sets, found_by, "budget", "no sufficient prefix of the "
+                                 "re-ranked remaining features, and too little of "
+                                 "multiple_budget left for a fresh search",
+                                 mutants.evaluated - start, fresh)
+            else:
+                fresh += 1
+                other = _fresh_ranking(domain, criterion, config, used, remaining, magnitude,
+                                       mutants, left(), len(sets))
+                k2, _ = _sufficient_prefix(domain, criterion, other, config, mutants)
+                if k2 is not None and (k is None or k2 < k):
+                    how, order, k = "fresh", other, k2
         if k is None:
             return _done(sets, found_by, "none_left", f"no sufficient set among the "
                          f"{remaining.size} remaining features (re-ranked, then searched "
@@ -219,11 +231,12 @@ def _done(sets: list[Extracted], found_by: list[str], stopped: str, reason: str,
 
 def redundancy(found: Multiple, domain: Domain) -> dict:
     """The summary written to the JSON: how many sets, their sizes, their union's shares of
-    the features and of the energy, the largest pairwise overlap (a share of the smaller
-    set), and why the search stopped."""
+    the features and of the energy, the largest pairwise overlap (the share of the earlier
+    set a later one reuses), and why the search stopped."""
     union = found.union()
     sets = found.sets
-    overlap = max((len(np.intersect1d(a.bins, b.bins)) / max(1, min(len(a.bins), len(b.bins)))
+    # As max_overlap counts it: the share of the earlier set that a later one reuses.
+    overlap = max((len(np.intersect1d(a.bins, b.bins)) / max(1, len(a.bins))
                    for i, a in enumerate(sets) for b in sets[i + 1:]), default=0.0)
     return {"sets": len(sets), "sizes": [int(len(s.bins)) for s in sets],
             "verified": [bool(s.verified) for s in sets], "found_by": list(found.found_by),

@@ -105,8 +105,13 @@ def test_both_bands_give_one_set_and_say_no_second_exists() -> None:
 
 
 def test_overlap_allows_sharing_at_most_its_share() -> None:
-    result = _explain("both", max_overlap=0.5)
+    # Two sets each holding 60% of band A's energy must share some of it: only an overlap
+    # lets a band host a second set, so more than the two disjoint ones are found.
+    result = _explain("either", max_overlap=0.5)
     _check_sets_overlap(result, 0.5)
+    red = result.redundancy
+    assert red is not None and red["sets"] > 2 and not red["disjoint"]
+    assert 0 < red["max_pairwise_overlap"] <= 0.5
 
 
 def _check_sets_overlap(result, share: float) -> None:
@@ -135,3 +140,54 @@ def test_default_searches_one_set_only() -> None:
 def test_bad_parameters_are_input_errors(params: dict) -> None:
     with pytest.raises(InputError, match=next(iter(params))):
         Config(**params)
+
+
+@pytest.mark.parametrize("domain", ["fft", "stft"])
+def test_restricted_mutants_never_keep_a_used_feature(domain: str) -> None:
+    """The restricted search's mutants equal the clip's mutants keeping the same boxes
+    minus the used features (an independent reference through ``Domain.keep``)."""
+    from freqrex.boxes import flat_features, split
+    from freqrex.domains import make_domain
+    from freqrex.multiple import _Restricted
+
+    d = make_domain(_clip(), SR, domain, 256, 128, (100.0, 6000.0))
+    rng = np.random.default_rng(2)
+    used = rng.choice(d.candidates(), size=200, replace=False)
+    r = _Restricted(d, used)
+    a, *rest = split(d.root, rng, 1)
+    children = split(a, rng, 1)
+    masks = np.arange(16, dtype=np.int64)
+    got = r.mutants(rest[:2], children, masks)
+    for mask, row in zip(masks.tolist(), got):
+        boxes = rest[:2] + [c for i, c in enumerate(children) if mask >> i & 1]
+        kept = flat_features(boxes, d.shape)
+        want = d.keep([kept[~np.isin(kept, used)]])[0]
+        np.testing.assert_allclose(row, want, atol=1e-5)
+
+
+def test_saved_json_has_the_sets_and_redundancy(tmp_path) -> None:
+    result = _explain("both", multiple=2)
+    out = result.save(tmp_path / "run", figure=False)
+    doc = json.loads((out / "explanation.json").read_text())
+    red = doc["redundancy"]
+    assert red["sets"] == 1 and red["sizes"] == [result.sufficient.size]
+    assert red["union_share_features"] == pytest.approx(result.sufficient.share_bins)
+    assert doc["config"]["multiple"] == 2 and doc["config"]["max_overlap"] == 0.0
+
+
+def test_each_extra_set_is_written_as_a_wav(tmp_path):
+    import soundfile as sf
+
+    import freqrex
+    from freqrex.examples import example_clips, reference_model
+
+    clip = next(p for p in example_clips() if p.name == "flute.wav")
+    result = freqrex.explain(reference_model(), clip, multiple=2, iterations=2,
+                             search_limit=200, minimal_budget=200, seed=0)
+    out = result.save(tmp_path / "out", figure=False)
+    extra = result.explanations_multi[1:]
+    assert extra and all(e.found for e in extra)
+    for i, e in enumerate(extra, start=2):
+        audio, rate = sf.read(out / f"sufficient_{i}.wav", dtype="float32")
+        assert rate == result.sample_rate
+        assert audio.tolist() == e.audio.tolist()

@@ -90,7 +90,7 @@ class Model:
         The file the model was loaded from; None for models made in memory.
     max_memory : int
         Budget in bytes of one forward pass: its float32 input rows plus the activations
-        the model allocates (see :meth:`waveforms_per_batch`). Default min(4 GiB, 25% RAM).
+        the model allocates (see :meth:`waveforms_per_batch`). Default min(2 GiB, 25% RAM).
     memory_per_sample : float or None
         Bytes the model allocated per input sample of one waveform, measured on the first
         call; None before it.
