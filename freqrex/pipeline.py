@@ -196,6 +196,9 @@ def _model_info(model: Model) -> dict:
     throughput = getattr(model, "throughput", None)  # ONNX models: sessions or threads
     if throughput is not None:
         info["throughput"] = throughput.to_dict()
+        from freqrex.model.opening import cuda_fell_back
+
+        info["cuda_fallback"] = model.provider == "CPUExecutionProvider" and cuda_fell_back()
     return info
 
 

@@ -312,3 +312,16 @@ def test_explicit_cuda_that_cannot_start_is_an_error(files):
         assert "provider auto" in stderr
     code, stdout, _ = invoke("info", "--onnx", model, "--provider", "auto")
     assert code == 0
+
+
+def test_auto_provider_says_when_it_fell_back_to_the_cpu():
+    import onnxruntime as ort
+
+    code, stdout, stderr = invoke("run", "--iterations", "1", "--search-limit", "30",
+                                  "--minimal-budget", "20", "--quiet", "--json")
+    assert code == 0
+    doc = json.loads(stdout)
+    listed = "CUDAExecutionProvider" in ort.get_available_providers()
+    fell_back = listed and doc["model"]["provider"] == "CPUExecutionProvider"
+    assert doc["model"]["cuda_fallback"] is fell_back
+    assert ("CUDA did not start" in " ".join(stderr.split())) is fell_back

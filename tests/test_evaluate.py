@@ -450,3 +450,18 @@ def test_the_tables_import_no_matplotlib_and_the_figures_no_pyplot():
         assert "matplotlib.figure" in sys.modules and "matplotlib.pyplot" not in sys.modules
     """
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_sizes_of_clips_of_different_lengths_are_shown_as_shares():
+    from freqrex.evaluation import Summary
+
+    s = Summary(db="", run={}, clips=2, ok=2, errors=[], domains=["fft"], ks=[1, 5],
+                sizes={"fft": {kind: np.array([10.0, 400.0]) for kind in KINDS}},
+                shares={"fft": {kind: np.array([0.01, 0.02]) for kind in KINDS}},
+                mixed_lengths={"fft": True})
+    ax = sizes_figure(s).axes[0]
+    assert ax.get_title() == "fft explanation shares (clips differ in length)"
+    assert ax.get_xlabel() == "size (% of bins)"
+    assert "median 1.5" in ax.get_legend().get_texts()[0].get_text()
+    s.mixed_lengths["fft"] = False
+    assert sizes_figure(s).axes[0].get_xlabel() == "size (bins)"

@@ -61,6 +61,11 @@ class Summary:
         totals).
     sizes : dict
         ``sizes[domain][kind]``: the sizes of the sets found (for the histogram).
+    shares : dict
+        ``shares[domain][kind]``: the same sets as shares of their clip's features, which
+        the histogram shows when the clips differ in length.
+    mixed_lengths : dict
+        ``mixed_lengths[domain]``: whether the clips have different numbers of features.
     """
 
     db: str
@@ -72,6 +77,8 @@ class Summary:
     ks: list[int]
     metrics: dict[str, dict[str, Metric]] = field(default_factory=dict)
     sizes: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    shares: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    mixed_lengths: dict[str, bool] = field(default_factory=dict)
 
     def value(self, domain: str, name: str) -> float | None:
         """A metric's value, None when it was not computed or has no clip."""
@@ -195,8 +202,10 @@ def summarize(db: str | os.PathLike | Store) -> Summary:
                       domains=list(settings["domains"]), ks=list(settings["ks"]))
     attacks = db.attacks()
     for domain in summary.domains:
-        summary.metrics[domain], summary.sizes[domain] = _domain_metrics(
-            domain, ok, [a for a in attacks if a["domain"] == domain], summary.ks)
+        summary.metrics[domain], summary.sizes[domain], summary.shares[domain] = (
+            _domain_metrics(domain, ok, [a for a in attacks if a["domain"] == domain],
+                            summary.ks))
+        summary.mixed_lengths[domain] = len({c[f"{domain}_n_features"] for c in ok}) > 1
     summary.metrics["all"] = {
         "clips": Metric(float(len(clips)), len(clips)),
         "ok": Metric(float(len(ok)), len(clips)),
@@ -206,15 +215,15 @@ def summarize(db: str | os.PathLike | Store) -> Summary:
     return summary
 
 
-def _domain_metrics(domain: str, ok: list[dict], attacks: list[dict],
-                    ks: list[int]) -> tuple[dict[str, Metric], dict[str, np.ndarray]]:
+def _domain_metrics(domain: str, ok: list[dict], attacks: list[dict], ks: list[int],
+                    ) -> tuple[dict[str, Metric], dict[str, np.ndarray], dict[str, np.ndarray]]:
     out: dict[str, Metric] = {}
-    sizes = {}
+    sizes, shares = {}, {}
     for kind in KINDS:
         found = [c for c in ok if c[f"{domain}_{kind}_found"]]
         size = np.array([c[f"{domain}_{kind}_size"] for c in found], dtype=np.float64)
         share = np.array([c[f"{domain}_{kind}_share"] for c in found], dtype=np.float64)
-        sizes[kind] = size
+        sizes[kind], shares[kind] = size, share
         out[f"{kind}_found"] = _rate(len(found), len(ok))
         out[f"{kind}_verified"] = _rate(sum(bool(c[f"{domain}_{kind}_verified"]) for c in found),
                                         len(ok))
@@ -236,7 +245,7 @@ def _domain_metrics(domain: str, ok: list[dict], attacks: list[dict],
     out["snr_median_db"] = _median(snr[np.isfinite(snr)])
     for name in ("model_calls", "seconds", "seconds_model"):
         out[f"{name}_mean"] = _mean([c[f"{domain}_{name}"] for c in ok])
-    return out, sizes
+    return out, sizes, shares
 
 
 def _first_flips(attacks: list[dict], clips: set[str]) -> dict[str, dict]:

@@ -153,6 +153,12 @@ def _session_options(ort: Any, threads: int | None) -> Any:
 _cuda_works: bool | None = None
 
 
+def cuda_fell_back() -> bool:
+    """Whether ``provider="auto"`` found CUDA installed but could not start it here, and
+    so runs on the CPU (said once in the output, never an error: auto is a preference)."""
+    return _cuda_works is False
+
+
 def _auto_session(ort: Any, model: str | bytes, options: Any) -> Any:
     global _cuda_works
     if _cuda_works is not False and "CUDAExecutionProvider" in ort.get_available_providers():

@@ -155,16 +155,24 @@ def sizes_figure(summary: Summary, axes: Any = None) -> Figure:
 
 
 def _plot_sizes(ax: Any, summary: Summary, domain: str) -> None:
-    sizes = summary.sizes.get(domain, {})
-    top = max((float(v.max()) for v in sizes.values() if v.size), default=1.0)
-    edges = np.logspace(0, math.log10(max(top, 2.0)) + 0.05, 25)
+    # Clips of different lengths have incomparable sizes: their shares are comparable.
+    mixed = summary.mixed_lengths.get(domain, False)
+    table = summary.shares if mixed else summary.sizes
+    scale, unit = (100.0, f"% of {UNITS[domain]}") if mixed else (1.0, UNITS[domain])
+    sizes = {kind: scale * v for kind, v in table.get(domain, {}).items()}
+    positive = [v[v > 0] for v in sizes.values() if v.size]
+    top = max((float(v.max()) for v in positive if v.size), default=1.0)
+    low = min((float(v.min()) for v in positive if v.size), default=1.0)
+    bottom = math.log10(low) - 0.05 if mixed else 0.0
+    edges = np.logspace(bottom, max(math.log10(max(top, 2.0)), bottom + 0.3) + 0.05, 25)
     for kind in KINDS:
         values = sizes.get(kind, np.empty(0))
         if values.size:
             ax.hist(values, bins=edges, histtype="step", lw=1.5,
-                    label=f"{kind} (median {np.median(values):g})")
-    ax.set(xscale="log", xlabel=f"size ({UNITS[domain]})", ylabel="clips",
-           title=f"{domain} explanation sizes")
+                    label=f"{kind} (median {np.median(values):.3g})")
+    what = "shares (clips differ in length)" if mixed else "sizes"
+    ax.set(xscale="log", xlabel=f"size ({unit})", ylabel="clips",
+           title=f"{domain} explanation {what}")
     from matplotlib.ticker import MaxNLocator
 
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of clips: whole numbers

@@ -49,9 +49,11 @@ def model_name(info: dict[str, Any]) -> str:
     source = info.get("source")
     if source is None:
         return f"a Python model ({info.get('provider', 'python')})"
-    if Path(source).resolve() == examples.reference_model().resolve():
-        return "bundled reference model"
-    return str(source)
+    name = ("bundled reference model"
+            if Path(source).resolve() == examples.reference_model().resolve() else str(source))
+    if info.get("cuda_fallback"):
+        name += " (on the CPU: CUDA did not start)"
+    return name
 
 
 def hz_decimals(bin_hz: float) -> int:
