@@ -128,7 +128,9 @@ def compare(model: Any, audio: Any, *, sample_rate: int | None = None,
     if not isinstance(model, Model):
         model = as_model(model, activation=config.output_activation,
                          batch_size=config.batch_size)
-    result = explain(model, audio, sample_rate=sample_rate, config=config, progress=progress)
+    # Rankings are compared by their prefixes: the minimal sets would only cost mutants.
+    result = explain(model, audio, sample_rate=sample_rate,
+                     config=config.replace(minimal_budget=0, multiple=1), progress=progress)
     domain = result.domain
     criterion = Criterion(model, result.target, result.confidence, config.confidence_filter,
                           config.complete_tolerance, config.necessary_rule)
