@@ -21,8 +21,7 @@ from freqrex.config import Config, Progress
 from freqrex.criterion import KINDS, Criterion
 from freqrex.errors import InputError
 from freqrex.extraction import Prefixes, find_prefix
-from freqrex.model import Model, as_model
-from freqrex.pipeline import explain
+from freqrex.pipeline import explain, prepare
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -122,12 +121,7 @@ def compare(model: Any, audio: Any, *, sample_rate: int | None = None,
     unknown = [r for r in rankings if r not in RANKINGS]
     if unknown or not rankings:
         raise InputError(f"rankings must be among {', '.join(RANKINGS)}; got {rankings!r}")
-    config = config or Config()
-    if params:
-        config = config.replace(**params)
-    if not isinstance(model, Model):
-        model = as_model(model, activation=config.output_activation,
-                         batch_size=config.batch_size)
+    model, config = prepare(model, config, params)
     # Rankings are compared by their prefixes: the minimal sets would only cost mutants.
     result = explain(model, audio, sample_rate=sample_rate,
                      config=config.replace(minimal_budget=0, multiple=1), progress=progress)

@@ -18,8 +18,7 @@ import numpy as np
 from freqrex.config import AttackConfig, Config, Progress
 from freqrex.explanation import Result
 from freqrex.manipulation import AttackResult, attack
-from freqrex.model import Model, as_model
-from freqrex.pipeline import explain
+from freqrex.pipeline import explain, prepare
 
 Audio = str | os.PathLike | np.ndarray
 
@@ -49,10 +48,8 @@ class Explainer:
     def __init__(self, model: Any, *, sample_rate: int | None = None,
                  config: Config | None = None, attack_config: AttackConfig | None = None,
                  **params: Any) -> None:
-        self.config = (config or Config()).replace(**params) if params else (config or Config())
+        self.model, self.config = prepare(model, config, params)
         self.attack_config = attack_config or AttackConfig()
-        self.model: Model = model if isinstance(model, Model) else as_model(
-            model, activation=self.config.output_activation, batch_size=self.config.batch_size)
         self.sample_rate = sample_rate
 
     def explain(self, audio: Audio, *, sample_rate: int | None = None,

@@ -57,12 +57,7 @@ def explain(model: Any, audio: str | os.PathLike | np.ndarray, *,
     >>> result.sufficient.size, result.sufficient.hz_ranges[:3]
     """
     started = time.perf_counter()
-    config = config or Config()
-    if params:
-        config = config.replace(**params)
-    if not isinstance(model, Model):
-        model = as_model(model, activation=config.output_activation,
-                         batch_size=config.batch_size)
+    model, config = prepare(model, config, params)
     x, rate, source = _prepare_audio(audio, model, sample_rate)
     before = (model.stats.calls, model.stats.samples, model.stats.seconds)
 
@@ -140,6 +135,19 @@ def decision_warnings(original: np.ndarray, target: int,
                 f"on this clip ({label(top)}: {p[top]:.4g}); the explanations are sets on "
                 "which it becomes the top class"]
     return []
+
+
+def prepare(model: Any, config: Config | None,
+            params: dict[str, Any]) -> tuple[Model, Config]:
+    """The run's config (``config`` with ``params`` applied, validated) and its model
+    (opened with that config's activation and batch size unless it is a Model already)."""
+    config = config or Config()
+    if params:
+        config = config.replace(**params)
+    if not isinstance(model, Model):
+        model = as_model(model, activation=config.output_activation,
+                         batch_size=config.batch_size)
+    return model, config
 
 
 def _prepare_audio(audio: Any, model: Model,
@@ -228,10 +236,5 @@ def explain_many(model: Any, clips: Any, *, sample_rate: int | None = None,
     >>> results = freqrex.explain_many("model.onnx", ["a.wav", "b.wav"], seed=0)
     >>> [r.sufficient.size for r in results]
     """
-    config = config or Config()
-    if params:
-        config = config.replace(**params)
-    if not isinstance(model, Model):
-        model = as_model(model, activation=config.output_activation,
-                         batch_size=config.batch_size)
+    model, config = prepare(model, config, params)
     return [explain(model, clip, sample_rate=sample_rate, config=config) for clip in clips]
