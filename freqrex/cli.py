@@ -167,14 +167,19 @@ def interrupted(exc: BaseException) -> bool:
     return False
 
 
-def _model(onnx: Path | None, options: ModelConfig, config: Config) -> Any:
+def _model_path(onnx: Path | None) -> Path:
+    """The ``--onnx`` file, or the bundled model of that name (e.g. musicnn-mtt)."""
     from freqrex import examples
+
+    if onnx is None:
+        return examples.reference_model()
+    return onnx if onnx.exists() else examples.bundled_model(str(onnx)) or onnx
+
+
+def _model(onnx: Path | None, options: ModelConfig, config: Config) -> Any:
     from freqrex.model import load_model
 
-    path = onnx if onnx is not None else examples.reference_model()
-    if onnx is not None and not onnx.exists():  # a bundled model's name, e.g. musicnn-mtt
-        path = examples.bundled_model(str(onnx)) or onnx
-    return load_model(path, options, activation=config.output_activation,
+    return load_model(_model_path(onnx), options, activation=config.output_activation,
                       batch_size=config.batch_size)
 
 
@@ -249,13 +254,15 @@ def attack(
     quiet: Quiet = False,
     configs: dict | None = None,
 ) -> None:
-    """Change the k most responsible frequencies (or STFT cells) of CLIP: does the class flip?"""
+    """Change the k most responsible frequencies (or STFT cells) of CLIP: does the class flip?
+
+    One table per domain and mode (--mode remove,gain); --to CLASS makes it targeted.
+    """
     import time
 
-    from freqrex.manipulation import attack as run_attack
+    from freqrex.manipulation import attacks, explain_for_attack
     from freqrex.output.files import attack_document, check_replaceable, save_attacks, to_json
     from freqrex.output.terminal import StageProgress, print_attacks
-    from freqrex.pipeline import explain
 
     assert configs is not None
     config, settings, options = configs[Config], configs[AttackConfig], configs[ModelConfig]
@@ -265,14 +272,18 @@ def attack(
         replacing = check_replaceable(out_dir)
     started = time.perf_counter()
     model = _model(onnx, options, config)
+    if settings.to is not None:
+        model.class_index(settings.to)  # an unknown class is said before any work
     path = _clip(clip)
     _warn_if_large(path, model, config)
     results, explained = {}, {}
     for name in settings.domains:
         with StageProgress(quiet) as progress:
-            explained[name] = explain(model, path, sample_rate=options.sample_rate,
-                                      config=config.replace(domain=name), progress=progress)
-        results[name] = run_attack(model, result=explained[name], attack_config=settings)
+            result = explain_for_attack(model, path, config.replace(domain=name), settings,
+                                        options.sample_rate, progress)
+        for mode, r in attacks(model, result=result, attack_config=settings).items():
+            key = name if len(settings.modes) == 1 else f"{name}-{mode}"
+            results[key], explained[key] = r, result
     if out_dir is not None:
         save_attacks(results, out_dir, explained=explained, settings=settings)
     if as_json:
@@ -345,7 +356,6 @@ def evaluate(
 
     Interrupted or killed runs resume: run the same command again.
     """
-    from freqrex import examples
     from freqrex.evaluation import evaluate as run_evaluation
     from freqrex.evaluation.report import rich_table
     from freqrex.output.evaluation import write_report
@@ -361,7 +371,7 @@ def evaluate(
     try:
         with display:
             result = run_evaluation(
-                onnx if onnx is not None else examples.reference_model(), data_dir, db,
+                _model_path(onnx), data_dir, db,
                 config=configs[Config], attack=configs[AttackConfig],
                 options=configs[ModelConfig], workers=workers, scheduler=scheduler,
                 retry_errors=retry_errors, timeout=timeout, progress=display.update,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, Field, InitVar, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ DOMAINS = ("fft", "stft")
 ACTIVATIONS = ("auto", "softmax", "sigmoid", "none")
 SEARCHES = ("bracket", "linear")
 NECESSARY_RULES = ("class", "confidence")
-ATTACK_MODES = ("remove", "attenuate")
+ATTACK_MODES = ("remove", "attenuate", "amplify", "set", "gain")
 PROVIDERS = ("auto", "cpu", "cuda")
 DEFAULT_KS = (1, 2, 5, 10, 20, 50, 100)
 
@@ -233,36 +233,62 @@ class Config(_Checked):
 
 @dataclass(frozen=True)
 class AttackConfig(_Checked):
-    """Parameters of the k-coefficient attacks.
+    """Parameters of the k-coefficient attacks (each field's help says what it does).
 
-    Parameters
-    ----------
-    ks : tuple of int
-        Numbers of coefficients to change, most responsible first.
-    mode : str
-        ``"remove"`` sets them to zero; ``"attenuate"`` multiplies them by ``factor``.
-    factor : float
-        Gain kept by attenuated coefficients (``0 <= factor < 1``; remove ignores it).
-    domains : tuple of str
-        Feature spaces the command line attacks (``freqrex attack``, ``freqrex evaluate``).
+    ``modes`` (``mode="gain"`` names one) says how the ``k`` coefficients change, one attack
+    per mode: ``remove`` (to zero), ``attenuate`` / ``amplify`` (times ``factor``, below /
+    above 1), ``set`` (each to magnitude ``level`` times the clip's largest coefficient
+    magnitude in the attacked domain, phase kept) and ``gain`` (the smallest common gain,
+    cut or boost, that flips the class: :mod:`freqrex.gain_search`, with ``gain_points``,
+    ``gain_max_db`` and ``gain_tolerance_db``). ``to`` makes the attack targeted: rank by
+    that class's responsibility, succeed when it is on top. ``mask_offset_db`` sets the
+    perceptual proxy's masking threshold (:mod:`freqrex.perception`); ``domains`` are the
+    feature spaces ``freqrex attack`` and ``freqrex evaluate`` attack.
     """
 
     ks: tuple[int, ...] = param(DEFAULT_KS, "Numbers of coefficients to change, e.g. 1,2,5,10.",
                                 parse=parse_ints, metavar="K,K,...")
-    mode: str = param("remove", "remove the coefficients, or attenuate them by factor.")
-    factor: float = param(0.1, "Gain kept by attenuated coefficients, in [0, 1).")
+    modes: tuple[str, ...] = param(
+        ("remove",), "How the coefficients change: remove, attenuate / amplify (by factor), "
+        "set (to level), gain (smallest flipping gain); several: remove,gain.", flag="mode",
+        aliases=("modes",), parse=parse_names, metavar="MODE,...")
+    factor: float = param(0.1, "Gain of attenuate (in [0, 1)) or amplify (above 1).")
+    level: float = param(0.5, "set: magnitude of each changed coefficient, as a share of "
+                         "the clip's largest coefficient magnitude in the domain.")
+    gain_points: int = param(12, "gain: gains per direction in the first batch, and per "
+                             "bracket in each refining batch.")
+    gain_max_db: float = param(40.0, "gain: largest cut and boost tried first, in dB "
+                               "(removal is tried too).")
+    gain_tolerance_db: float = param(0.1, "gain: refine the smallest flipping gain to "
+                                     "within this many dB.")
+    mask_offset_db: float = param(12.0, "Masking threshold: the clip's own power in each "
+                                  "Bark band and frame, lowered by this many dB.")
+    to: int | str | None = param(
+        None, "Targeted attack: rank by this class's responsibility and succeed when it is "
+        "on top (label or index; default: untargeted).", parse=parse_target, metavar="CLASS")
     domains: tuple[str, ...] = param(
         DOMAINS, "Domains to attack: fft, stft, or fft,stft (also: both).", aliases=("domain",),
         parse=parse_names, metavar="fft,stft")
+    mode: InitVar[str | None] = None  # one mode by name: AttackConfig(mode="gain")
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, mode: str | None) -> None:
         ks = tuple(self.ks) if not isinstance(self.ks, int) else (self.ks,)
         if not ks or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in ks):
             raise InputError(f"ks must be positive whole numbers, got {self.ks!r}")
         object.__setattr__(self, "ks", tuple(sorted(set(ks))))
-        _choice(self, "mode", ATTACK_MODES)
-        if not isinstance(self.factor, (int, float)) or not 0.0 <= self.factor < 1.0:
-            raise InputError(f"factor must be in [0, 1) to attenuate; got {self.factor!r}")
+        modes = mode if mode is not None else self.modes
+        modes = tuple(dict.fromkeys((modes,) if isinstance(modes, str) else modes))
+        bad = [m for m in modes if m not in ATTACK_MODES]
+        if not modes or bad:
+            raise InputError(f"mode must be one or more of {', '.join(ATTACK_MODES)}; got "
+                             f"{', '.join(map(str, bad)) or 'none'}")
+        object.__setattr__(self, "modes", modes)
+        _check_factor(self.factor, modes)
+        _above(self, "level", 0.0)
+        _above(self, "gain_max_db", 0.0)
+        _above(self, "gain_tolerance_db", 0.0)
+        _positive(self, "gain_points")
+        _above(self, "mask_offset_db", -math.inf)
         names = (self.domains,) if isinstance(self.domains, str) else tuple(self.domains)
         names = tuple(dict.fromkeys(names))
         bad = [n for n in names if n not in DOMAINS]
@@ -270,10 +296,33 @@ class AttackConfig(_Checked):
             raise InputError(f"domains must be fft, stft or both; got {self.domains!r}")
         object.__setattr__(self, "domains", names)
 
-    @property
-    def gain(self) -> float:
-        """What a changed coefficient is multiplied by."""
-        return 0.0 if self.mode == "remove" else float(self.factor)
+    @classmethod
+    def names(cls) -> list[str]:
+        return [*super().names(), "mode"]
+
+    def gain(self, mode: str) -> float | None:
+        """What a coefficient changed by ``mode`` is multiplied by (None: set and gain,
+        whose gains are per coefficient or searched)."""
+        return {"remove": 0.0, "attenuate": float(self.factor),
+                "amplify": float(self.factor)}.get(mode)
+
+
+def _check_factor(factor: Any, modes: tuple[str, ...]) -> None:
+    ok = isinstance(factor, (int, float)) and not isinstance(factor, bool) and math.isfinite(
+        factor)
+    if not ok:
+        raise InputError(f"factor must be a number, got {factor!r}")
+    if "attenuate" in modes and not 0.0 <= factor < 1.0:
+        raise InputError(f"factor must be in [0, 1) to attenuate, got {factor!r}")
+    if "amplify" in modes and not factor > 1.0:
+        raise InputError(f"factor must be above 1 to amplify (e.g. 2), got {factor!r}")
+
+
+def _above(config: Any, name: str, low: float) -> None:
+    value = getattr(config, name)
+    if (not isinstance(value, (int, float)) or isinstance(value, bool)
+            or not math.isfinite(value) or value <= low):
+        raise InputError(f"{name} must be a number above {low:g}, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 
 from freqrex.config import AttackConfig, Config, Progress
 from freqrex.explanation import Result
-from freqrex.manipulation import AttackResult, attack
+from freqrex.manipulation import AttackResult, attack, attacks, explain_for_attack
 from freqrex.pipeline import explain, prepare
 
 Audio = str | os.PathLike | np.ndarray
@@ -70,6 +70,22 @@ class Explainer:
         config = self.config if result is None else None
         return attack(self.model, audio, result=result, attack_config=self.attack_config,
                       sample_rate=self.sample_rate, config=config, **params)
+
+    def attacks(self, audio: Audio | None = None, *, result: Result | None = None,
+                **params: Any) -> dict[str, AttackResult]:
+        """Every mode of the attack settings on one explanation: mode -> AttackResult
+        (see :func:`freqrex.manipulation.attacks`). Without ``result`` the clip is
+        explained first, for the named class of a targeted attack (``to``)."""
+        config = self.config if result is None else None
+        return attacks(self.model, audio, result=result, attack_config=self.attack_config,
+                       sample_rate=self.sample_rate, config=config, **params)
+
+    def explain_for_attack(self, audio: Audio, **params: Any) -> Result:
+        """The explanation the attacks rank by: of the configured target, or of the
+        attack's named class ``to`` (without the warning that it is not on top)."""
+        config = self.config.replace(**params) if params else self.config
+        return explain_for_attack(self.model, audio, config, self.attack_config,
+                                  self.sample_rate)
 
     def __repr__(self) -> str:
         return f"Explainer({self.model!r}, calls={self.model.stats.calls})"

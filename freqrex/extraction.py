@@ -170,6 +170,37 @@ def smallest_prefix(predicate: Predicate, lo: int, hi: int, *, dense_limit: int 
     return scan.result(above, hi)
 
 
+def coarse_prefix(predicate: Predicate, lo: int, hi: int, *, tolerance: float,
+                  probes: int = PROBES) -> int | None:
+    """A prefix size that holds, at most ``tolerance`` of itself above a failing one.
+
+    Cheaper than :func:`smallest_prefix` (no dense range, no scan of the last bracket): it
+    is what the adaptive stop needs to tell whether an iteration shrank the prefix by more
+    than ``1 - stability``. The answer holds and ``(1 - tolerance) * k`` or more fails; it is
+    the smallest within that tolerance when the predicate is monotone.
+
+    Examples
+    --------
+    >>> coarse_prefix(lambda ks: ks >= 1000, 1, 4000, tolerance=0.05)
+    1008
+    """
+    if hi < lo:
+        return None
+    scan = _Scan(predicate, lo)
+    steps = lo - 1 + (1 << np.arange(int(np.log2(max(hi - lo + 1, 1))) + 1))
+    scan.ask(np.append(steps[steps < hi], hi))
+    above = scan.first_true()
+    if above is None:
+        return None
+    below = scan.last_false_before(above)
+    while above - below > max(1, int(tolerance * above)):
+        inner = np.unique(np.linspace(below, above, probes + 2).round().astype(np.int64))
+        scan.ask(inner[(inner > below) & (inner < above)])
+        above = scan.first_true() or above
+        below = scan.last_false_before(above)
+    return above
+
+
 def linear_prefix(predicate: Predicate, lo: int, hi: int, *, chunk: int,
                   probes: int = PROBES) -> tuple[int | None, bool]:
     """Smallest ``k`` in ``[lo, hi]`` by ReX's scan: steps of ``chunk``, ``probes`` per batch,
@@ -330,7 +361,8 @@ class SufficientWatch:
     """The adaptive stop of the search: do more iterations still improve the answer?
 
     Called with the responsibility map after each iteration, it ranks the features and
-    finds the smallest sufficient prefix (through the shared mutants, so prefixes that an
+    finds the smallest sufficient prefix to within half the stability margin
+    (:func:`coarse_prefix`, through the shared mutants, so prefixes that an
     earlier ranking shares cost nothing). An iteration *improves* the answer when that
     prefix is smaller than ``config.stability`` times the best one before it (or when it
     is the first found). After ``config.stable_rounds`` iterations in a row without an
@@ -351,7 +383,10 @@ class SufficientWatch:
     def __call__(self, responsibility: np.ndarray) -> bool:
         ranking = rank_bins(responsibility, self.domain.magnitude(), self.domain.candidates())
         prefixes = Prefixes(self.domain, self.criterion, ranking, self.mutants)
-        k, _ = find_prefix(prefixes.predicate("sufficient"), 1, len(ranking), self.config)
+        # Within half the stability margin is enough to judge an improvement; the exact
+        # search runs once, on the final ranking (and reuses these probes).
+        k = coarse_prefix(prefixes.predicate("sufficient"), 1, len(ranking),
+                          tolerance=(1.0 - self.config.stability) / 2)
         self.sizes.append(k)
         improved = k is not None and (self.best is None or k < self.config.stability * self.best)
         if improved:

@@ -87,12 +87,14 @@ class _Restricted:
         a 0/1 sum of the context's signal and the children's)."""
         parts = self.base.keep([self.free(context)] + [self.free([c]) for c in children])
         parts[1:] -= self.fixed   # the fixed signal counts once, with the context
-        bits = (masks[:, None] >> np.arange(len(children))[None, :]) & 1
-        weights = np.hstack([np.ones((len(masks), 1)), bits]).astype(np.float32)
-        result = (weights @ parts).astype(np.float32)
-        if out is None:
-            return result
-        out[...] = result
+        out = np.empty((len(masks), self.n), np.float32) if out is None else out
+        for row, mask in zip(out, masks.tolist()):
+            # a row's sum never depends on the other rows asked with it (nor would BLAS
+            # promise that): pieces sized by the memory budget change no bit
+            row[...] = parts[0]
+            for i in range(len(children)):
+                if mask >> i & 1:
+                    row += parts[1 + i]
         return out
 
 

@@ -33,3 +33,38 @@ def test_explainer_attacks_an_explanation_in_its_own_domain(tmp_path):
     attacked = explainer.attack(result=result, ks=(1, 2))
     assert attacked.domain == "stft" and [s.k for s in attacked.steps] == [1, 2]
     assert explainer.model.stats.calls == calls + 1   # no second explanation
+
+
+def test_explainer_runs_every_attack_mode_as_the_functions_do(tmp_path):
+    from freqrex.config import AttackConfig
+    from freqrex.manipulation import attacks
+
+    path = band_energy_model(tmp_path / "bands.onnx", BANDS)
+    settings = AttackConfig(modes=("remove", "gain"), ks=(1, 3))
+    explainer = freqrex.Explainer(path, sample_rate=SR, attack_config=settings, **FAST)
+    clip = make_clip(seed=2)
+    result = explainer.explain_for_attack(clip)
+    warm = explainer.attacks(result=result)
+    cold = attacks(path, result=freqrex.explain(path, clip, sample_rate=SR, **FAST),
+                   attack_config=settings)
+    assert list(warm) == ["remove", "gain"]
+    for mode in warm:
+        assert [s.to_dict() for s in warm[mode].steps] == [s.to_dict() for s in cold[mode].steps]
+
+
+def test_an_evaluation_worker_keeps_one_explainer_for_all_its_clips(tmp_path):
+    import soundfile as sf
+
+    from freqrex.config import AttackConfig, Config
+    from freqrex.evaluation import task
+
+    model = freqrex.OnnxModel(band_energy_model(tmp_path / "bands.onnx", BANDS))
+    job = task.Job(model=None, config=Config(**FAST), attack=AttackConfig(ks=(1,)),
+                   sample_rate=SR)
+    seen = []
+    for seed in (2, 3):
+        sf.write(tmp_path / f"{seed}.wav", make_clip(seed=seed), SR)
+        record = task.evaluate_clip(f"{seed}.wav", str(tmp_path / f"{seed}.wav"), job, model)
+        assert record.status == "ok", record.error
+        seen.append(task.explainer_for(job, model))
+    assert seen[0] is seen[1] and seen[0].model is model and len(task._EXPLAINERS) == 1

@@ -352,21 +352,24 @@ def test_onnx_model_threads_option(model):
 V2_CLIP_COLUMNS = (
     "clip status error retry warnings target label confidence sample_rate n_samples n_bins "
     + " ".join(f"{d}_{name}" for d in ("fft", "stft") for name in (
-        ["n_features", "model_calls", "seconds", "seconds_model"]
+        ["n_features", "model_calls", "seconds", "seconds_model",
+         "disjoint_sets", "union_share", "union_energy"]  # redundancy (multiple > 1)
         + [f"{kind}_{f}" for kind in ("sufficient", "necessary", "complete")
            for f in ("found", "verified", "size", "share", "energy", "prefix_size", "minimal")]))
     + " model_calls seconds seconds_model worker model_loads finished").split()
-V2_ATTACK_COLUMNS = ("clip domain k touched within_necessary flipped class_index label "
-                     "confidence target_confidence snr_db").split()
+V2_ATTACK_COLUMNS = ("clip domain mode k touched within_necessary flipped class_index label "
+                     "confidence target_confidence snr_db gain gain_db seg_snr_db "
+                     "mask_ratio_db above_mask inaudible answered").split()  # v3: attack modes
 
 
 def a_record(clip="x.wav", snr=3.5):
     sets = {kind: SetRecord(found=True, verified=kind != "complete", size=3 + i, share=0.25,
                             energy=0.5) for i, kind in enumerate(KINDS)}
     domain = DomainRecord(n_features=12, model_calls=40, seconds=0.5, seconds_model=0.25, sets=sets)
-    steps = tuple(AttackRecord(clip=clip, domain="fft", k=k, touched=k, within_necessary=True,
-                               flipped=k > 1, class_index=1, label="b", confidence=0.6,
-                               target_confidence=0.3, snr_db=snr) for k in (1, 5))
+    steps = tuple(AttackRecord(clip=clip, domain="fft", mode="remove", k=k, touched=k,
+                               within_necessary=True, flipped=k > 1, class_index=1, label="b",
+                               confidence=0.6, target_confidence=0.3, snr_db=snr)
+                  for k in (1, 5))
     return ClipRecord(clip=clip, warnings=("padded", "resampled"), target=0, label="a",
                       confidence=0.9, sample_rate=SR, n_samples=22, n_bins=12, model_calls=40,
                       domains={"fft": domain}, seconds=1.0, seconds_model=0.25, worker="h:1",

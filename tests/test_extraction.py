@@ -23,7 +23,7 @@ from freqrex import CallableModel
 from freqrex.config import Config
 from freqrex.criterion import Criterion
 from freqrex.domains import FFTDomain
-from freqrex.extraction import Prefixes, extract, smallest_prefix
+from freqrex.extraction import Prefixes, coarse_prefix, extract, smallest_prefix
 
 DENSE = 64
 
@@ -93,6 +93,26 @@ def _oracle_criterion(domain, target=0, **rules):
 
     p0 = float(model(domain.x[None])[0, target])
     return Criterion(model, target, p0, 0.5, **rules)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 5000), st.integers(1, 5000), st.sampled_from([0.0, 0.05, 0.2]))
+def test_coarse_prefix_is_within_its_tolerance_of_the_threshold(n, threshold, tolerance):
+    calls = []
+
+    def predicate(ks: np.ndarray) -> np.ndarray:
+        calls.append(len(ks))
+        return ks >= threshold
+
+    k = coarse_prefix(predicate, 1, n, tolerance=tolerance)
+    if threshold > n:
+        assert k is None
+        return
+    assert k is not None and threshold <= k <= max(threshold, int(threshold / (1 - tolerance)) + 1)
+    if tolerance == 0.0:
+        assert k == threshold
+    # one geometric batch, then refinements that each divide the bracket by ~PROBES
+    assert len(calls) <= 1 + int(np.ceil(np.log(max(n, 2)) / np.log(33))) + 1
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

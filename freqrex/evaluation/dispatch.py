@@ -194,6 +194,8 @@ def evaluate(model: Any, data_dir: str | os.PathLike, db: str | os.PathLike, *,
         options = options.replace(threads=1)
     labels = load_labels(options.labels) if options.labels is not None else None
     local_model, spec, identity = _prepare_model(model, config, options, labels, parallel)
+    if attack.to is not None:  # a targeted attack's class is checked before any clip
+        (local_model or open_model(spec)).class_index(attack.to)  # type: ignore[arg-type]
     job = Job(model=spec, config=config, attack=attack, sample_rate=options.sample_rate)
     with Store(db, settings=_settings(job, labels), model=identity[0],
                model_sha256=identity[1], data_dir=str(Path(data_dir).resolve())) as store:
@@ -435,9 +437,8 @@ def _settings(job: Job, labels: list[str] | None) -> dict[str, Any]:
     config = job.config.to_dict()
     config.pop("domain")  # every domain of the attack's `domains` is run
     config["freq_range"] = list(config["freq_range"]) if config["freq_range"] else None
-    a = job.attack
-    return {**config, "domains": list(a.domains), "ks": list(a.ks), "mode": a.mode,
-            "factor": a.gain, "sample_rate": job.sample_rate, "labels": labels}
+    attack = {k: list(v) if isinstance(v, tuple) else v for k, v in job.attack.to_dict().items()}
+    return {**config, **attack, "sample_rate": job.sample_rate, "labels": labels}
 
 
 def _sha256(path: Path) -> str:

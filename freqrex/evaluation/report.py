@@ -18,6 +18,14 @@ from typing import Any
 import numpy as np
 
 from freqrex.criterion import KINDS
+from freqrex.evaluation.redundancy import (
+    RedundancyRow,
+    redundancy_markdown,
+    redundancy_rich_table,
+    redundancy_rows,
+    run_mode,
+    table_ks,
+)
 from freqrex.evaluation.store import Store
 
 # Kelly & Chockler (arXiv 2601.16675), 30 s clips at 16 kHz (~240,000 rfft bins).
@@ -66,6 +74,15 @@ class Summary:
         the histogram shows when the clips differ in length.
     mixed_lengths : dict
         ``mixed_lengths[domain]``: whether the clips have different numbers of features.
+    modes : list of str
+        Attack modes run. Flip metrics are per mode (``<mode>_flip_rate_k1``...); the
+        unprefixed ones (``flip_rate_k1``) are the first mode's.
+    redundancy : list of RedundancyRow
+        Clips grouped by disjoint sufficient sets found, with their flip rates at
+        ``redundancy_ks`` (:mod:`freqrex.evaluation.redundancy`); empty when ``multiple``
+        was 1.
+    redundancy_ks : list of int
+        The attack sizes of that table (1 and 5 where tried).
     """
 
     db: str
@@ -79,6 +96,9 @@ class Summary:
     sizes: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
     shares: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
     mixed_lengths: dict[str, bool] = field(default_factory=dict)
+    modes: list[str] = field(default_factory=list)
+    redundancy: list[RedundancyRow] = field(default_factory=list)
+    redundancy_ks: list[int] = field(default_factory=list)
 
     def value(self, domain: str, name: str) -> float | None:
         """A metric's value, None when it was not computed or has no clip."""
@@ -98,21 +118,33 @@ class Summary:
                         [self._size(d, kind) for d in self.domains], ""))
             out.append((f"{kind} set: % of {_unit_names(self.domains)}, mean / median",
                         [self._share(d, kind) for d in self.domains], ""))
-        for k in (1, 5):
-            out.append((f"flip rate at k = {k}",
-                        [self._rate(d, f"flip_rate_k{k}") for d in self.domains],
-                        _paper(f"flip_rate_k{k}")))
-        out.append((f"flip rate at some k <= {max(self.ks)}",
-                    [self._rate(d, "flip_rate_any") for d in self.domains],
-                    _paper("flip_rate_any")))
-        out.append((f"target confidence kept at k = 1 / {max(self.ks)}, median",
-                    [self._kept(d) for d in self.domains], ""))
-        out.append(("median SNR of successful attacks (dB)",
-                    [self._snr(d) for d in self.domains], ""))
+        for mode in self.modes or [""]:
+            out += self._flip_rows(mode)
         out.append(("model calls per clip, mean",
                     [_num(self.value(d, "model_calls_mean"), ".0f") for d in self.domains], ""))
         out.append(("seconds per clip, mean (in the model)",
                     [self._seconds(d) for d in self.domains], ""))
+        return out
+
+    def _flip_rows(self, mode: str) -> list[tuple[str, list[str], str]]:
+        """The rows of one attack mode (named in the labels when the run had several; the
+        paper's numbers beside the first mode's)."""
+        p, ds = f"{mode}_" if mode else "", self.domains
+        named = f" ({mode})" if len(self.modes) > 1 else ""
+        paper = _paper if not self.modes or mode == self.modes[0] else (lambda _: "")
+        out = [(f"flip rate at k = {k}{named}", [self._rate(d, f"{p}flip_rate_k{k}") for d in ds],
+                paper(f"flip_rate_k{k}")) for k in (1, 5)]
+        out.append((f"flip rate at some k <= {max(self.ks)}{named}",
+                    [self._rate(d, f"{p}flip_rate_any") for d in ds], paper("flip_rate_any")))
+        out.append((f"target confidence kept at k = 1 / {max(self.ks)}, median{named}",
+                    [self._kept(d, p) for d in ds], ""))
+        out.append((f"median SNR of successful attacks (dB){named}",
+                    [self._snr(d, f"{p}snr_median_db") for d in ds], ""))
+        if mode == "gain":
+            out.append((f"median gain change of successful attacks (dB){named}",
+                        [self._snr(d, f"{p}gain_median_db") for d in ds], ""))
+        out.append((f"successful attacks judged inaudible (proxy){named}",
+                    [self._rate(d, f"{p}inaudible_share") for d in ds], ""))
         return out
 
     def __str__(self) -> str:
@@ -124,6 +156,8 @@ class Summary:
         console = Console(file=io.StringIO(), width=100, color_system=None, highlight=False)
         console.print(rich_table(self))
         console.print(self.totals())
+        if (table := redundancy_rich_table(self.redundancy, self.redundancy_ks)) is not None:
+            console.print(table)
         return console.file.getvalue()  # type: ignore[attr-defined]
 
     def totals(self) -> str:
@@ -159,16 +193,17 @@ class Summary:
             return "-"
         return f"{100 * m.value:.0f}% ({round(m.value * m.n)}/{m.n})"
 
-    def _kept(self, domain: str) -> str:
-        low, high = (self.value(domain, f"confidence_kept_k{k}") for k in (1, max(self.ks)))
+    def _kept(self, domain: str, prefix: str = "") -> str:
+        low, high = (self.value(domain, f"{prefix}confidence_kept_k{k}")
+                     for k in (1, max(self.ks)))
         def show(v: float | None) -> str:
             return "-" if v is None else f"{100 * v:.1f}%"
 
         return f"{show(low)} / {show(high)}"
 
-    def _snr(self, domain: str) -> str:
-        m = self.metrics[domain]["snr_median_db"]
-        return "-" if m.value is None else f"{m.value:.1f} ({m.n} clips)"
+    def _snr(self, domain: str, name: str = "snr_median_db") -> str:
+        m = self.metrics[domain].get(name)
+        return "-" if m is None or m.value is None else f"{m.value:.1f} ({m.n} clips)"
 
     def _seconds(self, domain: str) -> str:
         total, model = (self.value(domain, n) for n in ("seconds_mean", "seconds_model_mean"))
@@ -199,13 +234,23 @@ def summarize(db: str | os.PathLike | Store) -> Summary:
     ok = [c for c in clips if c["status"] == "ok"]
     summary = Summary(db=str(db.path), run=run, clips=len(clips), ok=len(ok),
                       errors=[(c["clip"], c["error"]) for c in clips if c["status"] == "error"],
-                      domains=list(settings["domains"]), ks=list(settings["ks"]))
+                      domains=list(settings["domains"]), ks=list(settings["ks"]),
+                      modes=list(settings["modes"]))
     attacks = db.attacks()
     for domain in summary.domains:
         summary.metrics[domain], summary.sizes[domain], summary.shares[domain] = (
-            _domain_metrics(domain, ok, [a for a in attacks if a["domain"] == domain],
-                            summary.ks))
+            _domain_metrics(domain, ok))
+        for i, mode in enumerate(summary.modes):
+            flips = _flip_metrics(ok, [a for a in attacks
+                                       if a["domain"] == domain and a["mode"] == mode],
+                                  summary.ks)
+            summary.metrics[domain].update({f"{mode}_{n}": m for n, m in flips.items()})
+            if i == 0:
+                summary.metrics[domain].update(flips)
         summary.mixed_lengths[domain] = len({c[f"{domain}_n_features"] for c in ok}) > 1
+    summary.redundancy_ks = table_ks(summary.ks)
+    summary.redundancy = redundancy_rows(ok, attacks, summary.domains, summary.redundancy_ks,
+                                         run_mode(settings))
     summary.metrics["all"] = {
         "clips": Metric(float(len(clips)), len(clips)),
         "ok": Metric(float(len(ok)), len(clips)),
@@ -215,7 +260,7 @@ def summarize(db: str | os.PathLike | Store) -> Summary:
     return summary
 
 
-def _domain_metrics(domain: str, ok: list[dict], attacks: list[dict], ks: list[int],
+def _domain_metrics(domain: str, ok: list[dict],
                     ) -> tuple[dict[str, Metric], dict[str, np.ndarray], dict[str, np.ndarray]]:
     out: dict[str, Metric] = {}
     sizes, shares = {}, {}
@@ -229,6 +274,15 @@ def _domain_metrics(domain: str, ok: list[dict], attacks: list[dict], ks: list[i
                                         len(ok))
         out[f"{kind}_size_mean"], out[f"{kind}_size_median"] = _mean(size), _median(size)
         out[f"{kind}_share_mean"], out[f"{kind}_share_median"] = _mean(share), _median(share)
+    for name in ("model_calls", "seconds", "seconds_model"):
+        out[f"{name}_mean"] = _mean([c[f"{domain}_{name}"] for c in ok])
+    return out, sizes, shares
+
+
+def _flip_metrics(ok: list[dict], attacks: list[dict], ks: list[int]) -> dict[str, Metric]:
+    """Flip rates, confidence kept, and the SNR, change and inaudible share of the first
+    flip per clip, from the attack rows of one domain and mode."""
+    out: dict[str, Metric] = {}
     ok_clips = {c["clip"] for c in ok}
     flipped = {(a["clip"], a["k"]) for a in attacks if a["flipped"] and a["clip"] in ok_clips}
     for k in ks:
@@ -243,15 +297,17 @@ def _domain_metrics(domain: str, ok: list[dict], attacks: list[dict], ks: list[i
     out["flip_rate_any"] = _rate(len(first), len(ok))
     snr = np.array([a["snr_db"] for a in first.values()], dtype=np.float64)
     out["snr_median_db"] = _median(snr[np.isfinite(snr)])
-    for name in ("model_calls", "seconds", "seconds_model"):
-        out[f"{name}_mean"] = _mean([c[f"{domain}_{name}"] for c in ok])
-    return out, sizes, shares
+    gains = [abs(a["gain_db"]) for a in first.values() if a["gain_db"] is not None]
+    out["gain_median_db"] = _median(gains)
+    heard = [a["inaudible"] for a in first.values() if a["inaudible"] is not None]
+    out["inaudible_share"] = _rate(sum(bool(v) for v in heard), len(heard))
+    return out
 
 
 def _first_flips(attacks: list[dict], clips: set[str]) -> dict[str, dict]:
     """Per clip, its attack step with the smallest ``k`` that flipped the class."""
     first: dict[str, dict] = {}
-    for a in attacks:  # ordered by clip and k
+    for a in attacks:  # one mode's, ordered by clip and k
         if a["flipped"] and a["clip"] in clips and a["clip"] not in first:
             first[a["clip"]] = a
     return first
@@ -299,7 +355,7 @@ def to_markdown(summary: Summary, figures: bool = True) -> str:
         f"- model: `{summary.run['model']}`",
         f"- data: `{summary.run['data_dir']}`; results: `{summary.db}`",
         f"- settings: iterations {s['iterations']}, search limit {s['search_limit']}, seed "
-        f"{s['seed']}, domains {', '.join(summary.domains)}, attack {s['mode']} k = "
+        f"{s['seed']}, domains {', '.join(summary.domains)}, attack {', '.join(s['modes'])} k = "
         f"{', '.join(map(str, summary.ks))}",
         "", summary.totals(), "",
         "| | " + " | ".join(summary.domains) + " | paper |",
@@ -308,6 +364,8 @@ def to_markdown(summary: Summary, figures: bool = True) -> str:
     lines += [f"| {label} | " + " | ".join(cells) + f" | {paper} |"
               for label, cells, paper in summary.rows()]
     lines += ["", f"({PAPER_NOTE}.)"]
+    if summary.redundancy:
+        lines += ["", *redundancy_markdown(summary.redundancy, summary.redundancy_ks)]
     if summary.errors:
         lines += ["", f"## Errors ({len(summary.errors)})", ""]
         lines += [f"- `{clip}`: {message}" for clip, message in summary.errors[:50]]

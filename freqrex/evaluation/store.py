@@ -8,7 +8,8 @@ Four tables:
 * ``clips``: one row per :class:`~freqrex.evaluation.task.ClipRecord` (its path relative to
   the data folder is the key), ``ok`` or ``error``; per domain (``fft_*``, ``stft_*``
   columns) the fields of its :class:`~freqrex.evaluation.task.DomainRecord` and of each set.
-* ``attacks``: one row per :class:`~freqrex.evaluation.task.AttackRecord` (clip, domain, k).
+* ``attacks``: one row per :class:`~freqrex.evaluation.task.AttackRecord` (clip, domain,
+  mode, k).
 * ``claims``: the clips being evaluated right now, by which process (see
   :mod:`freqrex.evaluation.claims`); storing a clip deletes its claim.
 
@@ -35,7 +36,9 @@ from freqrex.errors import InputError, OutputError
 from freqrex.evaluation.claims import CLAIMS_SCHEMA
 from freqrex.evaluation.task import AttackRecord, ClipRecord, DomainRecord, SetRecord
 
-SCHEMA_VERSION = 2  # 2: prefix_size and minimal per set
+# 2: prefix_size and minimal per set; 3: attack modes (mode in the attacks key, gain and the
+# perceptual proxy per step) and the redundancy columns of each domain
+SCHEMA_VERSION = 3
 # Settings that do not change any result; a resumed run may change them freely.
 NOT_COMPARED = frozenset({"batch_size"})
 
@@ -108,7 +111,7 @@ CREATE TABLE runs (
 );
 CREATE TABLE clips ({", ".join(f"{n} {t}" for n, t in _CLIP_COLUMNS)});
 CREATE TABLE attacks ({", ".join(f"{n} {t}" for n, t in _ATTACK_COLUMNS)},
-    PRIMARY KEY (clip, domain, k));
+    PRIMARY KEY (clip, domain, mode, k));
 {CLAIMS_SCHEMA};
 """
 
@@ -190,10 +193,16 @@ class Store:
             self._create(settings, model, model_sha256, data_dir)
             return
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        if not {"runs", "clips", "attacks"} <= tables or version != SCHEMA_VERSION:
+        if not {"runs", "clips", "attacks"} <= tables:
             raise InputError(
                 f"{self.path} is not a freqrex results database (schema {version}); "
                 "use a new --db")
+        if version != SCHEMA_VERSION:
+            made = "an older" if 0 < version < SCHEMA_VERSION else "another"
+            raise InputError(
+                f"{self.path} holds results of {made} freqrex (results schema {version}; this "
+                f"one reads schema {SCHEMA_VERSION}, whose columns differ); use a new --db, "
+                "or the freqrex that wrote it to read it")
         if configure:
             self._configure()
         if settings is not None:
@@ -267,8 +276,8 @@ class Store:
         return self._rows("SELECT * FROM clips ORDER BY clip")
 
     def attacks(self) -> list[dict[str, Any]]:
-        """Every ``attacks`` row as a dict, by clip, domain and ``k``."""
-        return self._rows("SELECT * FROM attacks ORDER BY clip, domain, k")
+        """Every ``attacks`` row as a dict, by clip, domain, mode and ``k``."""
+        return self._rows("SELECT * FROM attacks ORDER BY clip, domain, mode, k")
 
     def _rows(self, sql: str) -> list[dict[str, Any]]:
         cur = self.conn.execute(sql)

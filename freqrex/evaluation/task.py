@@ -9,6 +9,7 @@ is added here and only here.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -26,8 +27,8 @@ from freqrex.errors import FreqrexError, FreqrexWarning
 from freqrex.model import Model
 
 __all__ = ["AttackRecord", "ClipRecord", "DomainRecord", "Job", "ModelSpec", "SetRecord",
-           "cached_model", "error_record", "evaluate_clip", "limited_threads", "open_model",
-           "worker_state"]
+           "cached_model", "error_record", "evaluate_clip", "explainer_for", "limited_threads",
+           "open_model", "worker_state"]
 
 
 # -- the records ---------------------------------------------------------------------------
@@ -50,21 +51,34 @@ class SetRecord:
 
 @dataclass(frozen=True)
 class DomainRecord:
-    """One domain's results for a clip; ``sets`` has one :class:`SetRecord` per kind."""
+    """One domain's results for a clip; ``sets`` has one :class:`SetRecord` per kind.
+
+    With ``multiple > 1`` (:mod:`freqrex.multiple`): ``disjoint_sets``, the sufficient sets
+    found within the budget (disjoint up to ``max_overlap``; a lower bound on the model's
+    independent reasons), and their union's shares of the features and of the energy.
+    None when only one set was searched.
+    """
 
     n_features: int
     model_calls: int
     seconds: float
     seconds_model: float
     sets: dict[str, SetRecord] = field(default_factory=dict)
+    disjoint_sets: int | None = None
+    union_share: float | None = None
+    union_energy: float | None = None
 
 
 @dataclass(frozen=True)
 class AttackRecord:
-    """One attack step: the ``k`` most responsible coefficients of ``domain`` changed."""
+    """One attack step: the ``k`` most responsible coefficients of ``domain`` changed in
+    ``mode`` (see :class:`freqrex.manipulation.AttackStep`). ``gain`` is 0 for removal and
+    None in set mode; ``gain_db`` is None for both. The last four fields are the
+    perceptual proxy of :mod:`freqrex.perception`."""
 
     clip: str
     domain: str
+    mode: str
     k: int
     touched: int
     within_necessary: bool
@@ -74,6 +88,13 @@ class AttackRecord:
     confidence: float
     target_confidence: float
     snr_db: float | None  # SQLite stores NaN as NULL
+    gain: float | None = None
+    gain_db: float | None = None
+    seg_snr_db: float | None = None
+    mask_ratio_db: float | None = None  # worst perturbation-to-mask ratio (None: no change)
+    above_mask: float | None = None
+    inaudible: bool | None = None
+    answered: bool = True          # False: the model's output on the change was not finite
 
 
 @dataclass(frozen=True)
@@ -140,6 +161,7 @@ class Job:
 # and the records check that it is once).
 _MODELS: dict[ModelSpec, Model] = {}
 _LOADS: dict[ModelSpec, int] = {}
+_EXPLAINERS: dict[tuple, Any] = {}   # the Explainer of the job this worker runs
 
 
 def open_model(spec: ModelSpec) -> Model:
@@ -236,18 +258,32 @@ def _evaluate(clip: str, path: str, job: Job, model: Model) -> ClipRecord:
                       seconds_model=sum(d.seconds_model for d in domains.values()))
 
 
+def explainer_for(job: Job, model: Model) -> Any:
+    """The worker's :class:`freqrex.Explainer` of ``model`` with the job's settings, made
+    once per process and job and kept warm for every clip it is given."""
+    from freqrex.engine import Explainer
+
+    key = (id(model), job.config, job.attack, job.sample_rate)
+    explainer = _EXPLAINERS.get(key)
+    if explainer is None or explainer.model is not model:
+        explainer = Explainer(model, config=job.config, attack_config=job.attack,
+                              sample_rate=job.sample_rate)
+        _EXPLAINERS.clear()   # one job at a time per worker: nothing else to keep
+        _EXPLAINERS[key] = explainer
+    return explainer
+
+
 def _run_domain(clip: str, path: str, job: Job, model: Model,
                 domain: str) -> tuple[Any, DomainRecord, list[AttackRecord]]:
     """Explain the clip in ``domain`` and attack it: the result and its two records."""
-    from freqrex.manipulation import attack
-    from freqrex.pipeline import explain
-
+    explainer = explainer_for(job, model)
     before = (model.stats.calls, model.stats.seconds, time.perf_counter())
-    result = explain(model, path, sample_rate=job.sample_rate,
-                     config=job.config.replace(domain=domain))
-    attacked = attack(model, result=result, attack_config=job.attack)
-    return (result, _domain_record(result, model, before),
-            [_attack_record(clip, domain, step) for step in attacked.steps])
+    result = explainer.explain_for_attack(path, domain=domain)
+    # every mode on the one explanation (the explanation's cost is in the domain record)
+    steps = [_attack_record(clip, domain, step)
+             for attacked in explainer.attacks(result=result).values()
+             for step in attacked.steps]
+    return result, _domain_record(result, model, before), steps
 
 
 def _about_clip(result: Any) -> dict[str, Any]:
@@ -291,20 +327,31 @@ def _domain_record(result: Any, model: Model, before: tuple[int, float, float]) 
                                energy=float(e.share_energy) if e.found else None,
                                prefix_size=e.prefix_size if e.found else None,
                                minimal=bool(e.minimal) if e.found else None)
+    red = result.redundancy  # None unless multiple > 1
     return DomainRecord(n_features=int(result.responsibility.size),
                         model_calls=model.stats.calls - before[0],
                         seconds_model=model.stats.seconds - before[1],
-                        seconds=time.perf_counter() - before[2], sets=sets)
+                        seconds=time.perf_counter() - before[2], sets=sets,
+                        disjoint_sets=None if red is None else int(red["sets"]),
+                        union_share=None if red is None else float(red["union_share_features"]),
+                        union_energy=None if red is None else float(red["union_share_energy"]))
 
 
 def _attack_record(clip: str, domain: str, step: Any) -> AttackRecord:
     p = step.prediction
-    return AttackRecord(clip=clip, domain=domain, k=int(step.k), touched=int(step.touched),
-                        within_necessary=bool(step.within_necessary),
+
+    def finite(v: float | None) -> float | None:
+        return float(v) if v is not None and math.isfinite(v) else None
+
+    return AttackRecord(clip=clip, domain=domain, mode=str(step.mode), k=int(step.k),
+                        touched=int(step.touched), within_necessary=bool(step.within_necessary),
                         flipped=bool(step.flipped), class_index=int(p.class_index),
                         label=p.label, confidence=float(p.confidence),
                         target_confidence=float(p.target_confidence),
-                        snr_db=float(step.snr_db))
+                        snr_db=float(step.snr_db), gain=step.gain, gain_db=finite(step.gain_db),
+                        seg_snr_db=finite(step.seg_snr_db),
+                        mask_ratio_db=finite(step.mask_ratio_db), above_mask=step.above_mask,
+                        inaudible=step.inaudible, answered=bool(step.answered))
 
 
 def describe_bug(exc: BaseException) -> str:

@@ -167,7 +167,7 @@ class Model:
         per_waveform = 4 * n + per_sample * n + max(0, int(extra_bytes_per_waveform))
         return int(max(1, min(self.batch_size, self.max_memory // max(1.0, per_waveform))))
 
-    def scores(self, batch: np.ndarray) -> np.ndarray:
+    def scores(self, batch: np.ndarray, finite: bool = True) -> np.ndarray:
         """Raw model outputs, before any activation.
 
         Parameters
@@ -202,10 +202,13 @@ class Model:
             return np.empty((0, self.n_classes), dtype=np.float64)
         parts = self._forward_all(x)
         raw = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
-        if not np.all(np.isfinite(raw)):
-            raise ModelError(
-                "the model returned NaN or infinite outputs; check the model and the input audio"
-            )
+        bad = ~np.all(np.isfinite(raw), axis=1)
+        if bad.any():
+            if finite:
+                raise ModelError("the model returned NaN or infinite outputs; check the model "
+                                 "and the input audio")
+            raw = raw.copy()
+            raw[bad] = np.nan   # the caller asked to see them: a whole row says "no answer"
         self._learn_classes(raw.shape[1])
         if self.activation == "auto":
             # Decided once, from the first batch (the original clip), so every later batch is
@@ -213,9 +216,14 @@ class Model:
             self.activation = self.resolve_activation(raw)
         return raw
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """Class probabilities float64 ``[B, C]`` (raw outputs after :attr:`activation`)."""
-        return apply_activation(self.scores(batch), self.activation)
+    def __call__(self, batch: np.ndarray, finite: bool = True) -> np.ndarray:
+        """Class probabilities float64 ``[B, C]`` (raw outputs after :attr:`activation`).
+
+        ``finite=False``: a waveform on which the model's output is not finite gets a row
+        of NaN instead of a :class:`ModelError` (attacks that boost coefficients can drive
+        a model there; the explanation's own mutants never should).
+        """
+        return apply_activation(self.scores(batch, finite=finite), self.activation)
 
     def resolve_activation(self, raw: np.ndarray) -> str:
         """Choose how raw outputs become probabilities.

@@ -85,7 +85,11 @@ def write_markdown(summary: Summary, path: str | os.PathLike, figures: bool = Tr
 
 
 def write_csv(summary: Summary, path: str | os.PathLike) -> Path:
-    """Write every metric as ``domain,metric,value,n`` (``value`` empty when undefined)."""
+    """Write every metric as ``domain,metric,value,n`` (``value`` empty when undefined).
+
+    With ``multiple > 1``, the redundancy table too: metric
+    ``sets_<group>_<mode>_flip_rate_k<k>``, ``n`` the clips of the group.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -95,6 +99,11 @@ def write_csv(summary: Summary, path: str | os.PathLike) -> Path:
         for domain, metrics in summary.metrics.items():
             for name, m in metrics.items():
                 writer.writerow([domain, name, "" if m.value is None else repr(m.value), m.n])
+        for r in summary.redundancy:
+            for k in summary.redundancy_ks:
+                rate = r.rate(k)
+                writer.writerow([r.domain, f"sets_{r.group}_{r.mode}_flip_rate_k{k}",
+                                 "" if rate is None else repr(rate), r.clips])
     os.replace(tmp, path)
     return path
 

@@ -19,13 +19,15 @@ from matplotlib.colors import ListedColormap, SymLogNorm
 from matplotlib.figure import Figure
 
 from freqrex.criterion import KINDS
+from freqrex.output.spectrum_axes import extent as _extent
+from freqrex.output.spectrum_axes import hz as _hz
+from freqrex.output.spectrum_axes import log_frequency as _log_frequency
 
 if TYPE_CHECKING:
     from freqrex.explanation import Result
     from freqrex.manipulation import AttackResult
 
 COLOURS = {"complete": "#2ca02c", "necessary": "#3182bd", "sufficient": "#d62728"}
-_TICKS_HZ = (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
 
 
 def title(result: Result) -> str:
@@ -63,8 +65,10 @@ def plot_result(result: Result, fig: Figure | None = None, ax: Any = None) -> Fi
 
     Panels: the waveform; responsibility over a log-frequency axis (fft) or over time and
     frequency (stft); the magnitude spectrum (dB re its strongest bin) or spectrogram with
-    the sufficient / necessary / complete sets shaded; the reconstructions, each on its
-    own scale. Identical sets are named together in the legend.
+    the sufficient / necessary / complete sets shaded; with more than one sufficient set
+    (``multiple > 1``), each of them in its own colour and the redundancy
+    (:func:`freqrex.output.figure_sets.plot_sets`); the reconstructions, each on its own
+    scale. Identical sets are named together in the legend.
 
     Parameters
     ----------
@@ -89,11 +93,14 @@ def plot_result(result: Result, fig: Figure | None = None, ax: Any = None) -> Fi
         return ax.figure
     x, sr = result.audio, result.sample_rate
     t = np.arange(x.shape[0]) / sr
+    # Several sufficient sets get a panel of their own under the spectrum.
+    sets = len(result.explanations_multi) > 1
+    ratios = [1.0, 1.2, 1.6, *([1.6] if sets else []), 0.7, 0.7, 0.7, 0.7]
     if fig is None:
-        fig = Figure(figsize=(11, 13), layout="constrained")
+        fig = Figure(figsize=(11, 15 if sets else 13), layout="constrained")
     fig.suptitle(title(result), fontsize=9)
-    grid = fig.add_gridspec(7, 1, height_ratios=[1.0, 1.2, 1.6, 0.7, 0.7, 0.7, 0.7])
-    axes = [fig.add_subplot(grid[i]) for i in range(7)]
+    grid = fig.add_gridspec(len(ratios), 1, height_ratios=ratios)
+    axes = [fig.add_subplot(grid[i]) for i in range(len(ratios))]
     axes[0].plot(t, x, lw=0.5, color="0.3")
     axes[0].set(title="the clip as the model hears it", xlabel="time (s)",
                 ylabel="amplitude", xlim=(0, t[-1]))
@@ -103,23 +110,12 @@ def plot_result(result: Result, fig: Figure | None = None, ax: Any = None) -> Fi
     else:
         _fft_responsibility(result, axes[1])
         _fft_spectrum(result, axes[2])
-    _reconstructions(result, t, axes[3:])
+    if sets:
+        from freqrex.output.figure_sets import plot_sets
+
+        plot_sets(result, axes[3])
+    _reconstructions(result, t, axes[4:] if sets else axes[3:])
     return fig
-
-
-def _hz(result: Result) -> np.ndarray:
-    return np.arange(result.n_features) * result.sample_rate / result.audio.shape[0]
-
-
-def _log_frequency(ax: Any, result: Result, hz: np.ndarray) -> None:
-    # Bin 0 (DC) has no place on a log axis; start at the first bin above 20 Hz.
-    ax.set_xscale("log")
-    ax.set_xlim(max(hz[1], 20.0), result.sample_rate / 2)
-    ax.set_xlabel("frequency (Hz, log scale)")
-    lo, hi = ax.get_xlim()
-    ticks = [f for f in _TICKS_HZ if lo <= f <= hi]
-    ax.set_xticks(ticks, [f"{f / 1000:g}k" if f >= 1000 else str(f) for f in ticks])
-    ax.set_xticks([], minor=True)
 
 
 def _fft_responsibility(result: Result, ax: Any) -> None:
@@ -178,11 +174,6 @@ def _stft_responsibility(result: Result, ax: Any) -> None:
                       cmap="magma", norm=norm, interpolation="nearest")
     ax.set(title="responsibility per STFT cell", xlabel="time (s)", ylabel="frequency (Hz)")
     ax.figure.colorbar(image, ax=ax, fraction=0.03, label="responsibility")
-
-
-def _extent(result: Result) -> tuple[float, float, float, float]:
-    c, sr = result.config, result.sample_rate
-    return (0, (result.responsibility.shape[1] - 1) * c.hop / sr, 0, sr / 2)
 
 
 def _stft_spectrum(result: Result, ax: Any) -> None:
@@ -285,7 +276,7 @@ def plot_attack(attack: AttackResult, result: Result | None = None,
         ax.axhline(result.confidence, color="0.5", ls=":", lw=1,
                    label=f"the whole clip ({result.confidence:.3f})")
     unit = "cells" if attack.domain == "stft" else "bins"
-    verb = "removed" if attack.mode == "remove" else "attenuated"
+    verb = {"remove": "removed", "attenuate": "attenuated"}.get(attack.mode, "changed")
     ax.set(xscale="log", ylim=(-0.02, 1.02),
            xlabel=f"k ({unit} {verb}, most responsible first)",
            ylabel=f"p({attack.target_label})",

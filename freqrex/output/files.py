@@ -133,6 +133,7 @@ def _write_result(result: Result, folder: Path, figure: bool) -> None:
     for i, extra in enumerate(result.explanations_multi[1:], start=2):  # --multiple M
         if extra.found and extra.audio is not None:
             write_wav(folder / f"sufficient_{i}.wav", extra.audio, result.sample_rate)
+            files[f"sufficient_{i}"] = f"sufficient_{i}.wav"
     e = result.necessary
     if e.found and e.audio is not None:
         write_wav(folder / "without_necessary.wav", result.domain.remove(e.audio),

@@ -110,7 +110,8 @@ def result_page(result: Result, files: dict[str, str], figure: str | None) -> st
     result : Result
         The explanation.
     files : dict
-        WAVs next to the page: ``"original"``, each found kind, ``"without_necessary"``.
+        WAVs next to the page: ``"original"``, each found kind, ``"without_necessary"``,
+        and with ``multiple > 1`` ``"sufficient_<i>"`` for each set after the first.
     figure : str, optional
         The figure next to the page.
 
@@ -146,6 +147,7 @@ def result_page(result: Result, files: dict[str, str], figure: str | None) -> st
             "<h2>Listen</h2>",
             _table(["audio", "what", result.unit, f"% {result.unit}", "% energy",
                     "model says", "verified", "SNR vs clip", "Hz ranges"], rows)]
+    body += _multiple_section(result, files)
     if figure is not None:
         body += ["<h2>Figure</h2>", f'<img src="{_e(figure)}" alt="explanation figure">']
     s = result.stats
@@ -153,6 +155,47 @@ def result_page(result: Result, files: dict[str, str], figure: str | None) -> st
                 f"{s.seconds_total:.2f} s, {s.seconds_model:.2f} s in model inference. "
                 "Written by freqrex; the numbers are in explanation.json.</p>")
     return _page(f"freqrex: {result.target_label}", body)
+
+
+def _multiple_section(result: Result, files: dict[str, str]) -> list[str]:
+    """``multiple > 1``: one row per sufficient set (set 1 is ``sufficient``; set ``i``
+    plays ``files["sufficient_<i>"]``), then the redundancy; nothing otherwise."""
+    from freqrex.output.terminal import bin_hz, hz_decimals, hz_ranges
+
+    red = result.redundancy
+    if red is None:
+        return []
+    decimals = hz_decimals(bin_hz(result))
+    stft = result.config.domain == "stft"
+    found_by = red.get("found_by", [])
+    rows = []
+    for i, e in enumerate(result.explanations_multi, 1):
+        says = (f"{_e(e.prediction.label)} {e.prediction.confidence:.3f}"
+                if e.prediction is not None else "-")
+        ok = ("yes" if e.verified else '<span class="bad">no</span>') + (
+            "" if e.minimal else " (not minimal)")
+        times = [", ".join(f"{a:.2f}-{b:.2f} s" for a, b in e.time_ranges[:6])] if stft else []
+        rows.append(f"<tr>{_audio(files.get('sufficient' if i == 1 else f'sufficient_{i}'))}"
+                    + _cells(f"set {i}", _e(found_by[i - 1] if i <= len(found_by) else ""),
+                             e.size, f"{100 * e.share_bins:.3g}%",
+                             f"{100 * e.share_energy:.1f}%", says, ok,
+                             _e(hz_ranges(e.hz_ranges, 6, decimals)), *times,
+                             numeric=(2, 3, 4)) + "</tr>")
+    n = red.get("sets", len(result.explanations_multi))
+    overlap = ("pairwise disjoint" if red.get("disjoint", True) else
+               f"sharing at most {100 * red.get('max_pairwise_overlap', 0.0):.0f}% of a set")
+    line = (f"<p>Redundancy: <b>{n}</b> sufficient set(s) found ({overlap}) of the "
+            f"{result.config.multiple} asked for; together they hold "
+            f"{100 * red.get('union_share_features', 0.0):.3g}% of the {result.unit} and "
+            f"{100 * red.get('union_share_energy', 0.0):.1f}% of the energy. Stopped: "
+            f"{_e(red.get('reason', ''))}.</p>"
+            '<p class="note">The count is a lower bound found within multiple_budget, not '
+            "every reason the model has: one small set means a fragile decision, several "
+            "disjoint sets a robust one. Each row is the model's verdict on that set alone."
+            "</p>")
+    head = ["audio", "set", "found by", result.unit, f"% {result.unit}", "% energy",
+            "model says", "verified", "Hz ranges", *(["time ranges"] if stft else [])]
+    return ["<h2>Multiple explanations</h2>", line, _table(head, rows)]
 
 
 def attack_page(results: dict[str, AttackResult], explained: dict[str, Result],
@@ -210,9 +253,25 @@ def evaluation_page(summary: Summary, figures: list[str], note: str = "") -> str
             f"<p>{_e(summary.totals())}</p>",
             _table(["", *summary.domains, "paper"], rows),
             f'<p class="note">({_e(note)}.)</p>' if note else ""]
+    body += _redundancy_section(summary)
     if summary.errors:
         body += [f"<h2>Errors ({len(summary.errors)})</h2>", "<ul>"]
         body += [f"<li><code>{_e(c)}</code>: {_e(m)}</li>" for c, m in summary.errors[:50]]
         body.append("</ul>")
     body += [f'<p><img src="{_e(f)}" alt="{_e(f)}"></p>' for f in figures]
     return _page("freqrex evaluation", body)
+
+
+def _redundancy_section(summary: Summary) -> list[str]:
+    """The evaluation's redundancy table (``multiple > 1``); nothing otherwise."""
+    rows, ks = getattr(summary, "redundancy", []), getattr(summary, "redundancy_ks", [])
+    if not rows:
+        return []
+    head = ["domain", "mode", "disjoint sets", "clips", *(f"flip rate at k = {k}" for k in ks)]
+    cells = ["<tr>" + _cells(_e(r.domain), _e(r.mode), _e(r.group), r.clips,
+                             *(_e(r.cell(k)) for k in ks), numeric=(3,)) + "</tr>"
+             for r in rows]
+    return ["<h2>Redundancy and flip rate</h2>",
+            "<p>Clips grouped by the number of disjoint sufficient sets found (a lower bound "
+            "within multiple_budget); per group, the share of its clips whose class the "
+            "attack flipped.</p>", _table(head, cells)]

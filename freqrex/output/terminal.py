@@ -210,36 +210,63 @@ def print_result(result: Result, console: Console, out_dir: Path | None) -> None
 
 
 def attack_verdict(r: AttackResult) -> str:
-    """One line: the first flipping k, the new class and SNR; or how far it held."""
-    first = r.first_flip
+    """One line: the first flipping k, the new class, gain and SNR; or how far it held."""
+    first, mode = r.first_flip, f" ({r.mode})" if r.mode != "remove" else ""
     if first is None:
         last = r.steps[-1]
-        return (f"{r.domain}: no flip up to k = {last.k}; {r.target_label} keeps "
+        return (f"{r.domain}{mode}: no {'success' if r.targeted else 'flip'} up to k = "
+                f"{last.k}; {r.target_label} {'reaches' if r.targeted else 'keeps'} "
                 f"{last.prediction.target_confidence:.3f} there")
-    text = (f"{r.domain}: flips at k = {first.k} to {first.prediction.label} "
-            f"{first.prediction.confidence:.3f}, SNR {first.snr_db:.1f} dB")
+    gain = f", gain {_db(first.gain_db)} dB" if r.mode in ("gain", "amplify") else ""
+    text = (f"{r.domain}{mode}: " + (f"puts {r.target_label} on top at k = {first.k}"
+            if r.targeted else f"flips at k = {first.k} to {first.prediction.label}")
+            + f" {first.prediction.confidence:.3f}{gain}, SNR {first.snr_db:.1f} dB")
+    if first.inaudible is not None:
+        text += ", inaudible (proxy)" if first.inaudible else ""
     later = [s for s in r.steps if s.k > first.k]
     back = [s.k for s in later if not s.flipped]
     if back:
-        text += (f"; [yellow]does not persist[/]: {r.target_label} is on top again at "
+        text += (f"; [yellow]does not persist[/]: "
+                 f"{'another class' if r.targeted else r.target_label} is on top again at "
                  f"k = {', '.join(map(str, back))}")
     return text
 
 
+def _db(value: float | None) -> str:
+    return "-" if value is None else ("remove" if value == -math.inf else f"{value:+.2f}")
+
+
 def print_attacks(results: dict[str, AttackResult], console: Console) -> None:
-    """One table per attacked domain (each k, what the model says, the SNR), then a
-    one-line verdict per domain.
+    """One table per attack (domain and mode: each k, what the model says, the change's
+    gain, SNR and perceptual proxy), then a one-line verdict per attack.
     """
-    for name, r in results.items():
-        table = Table(title=f"{name} attack ({r.mode}) on {r.target_label}",
-                      box=box.SIMPLE_HEAD)
-        for column in ("k", "touched", "flipped", "model says", "target conf.", "SNR dB"):
+    for r in results.values():
+        aim = f"to {r.target_label}" if r.targeted else f"on {r.target_label}"
+        table = Table(title=f"{r.domain} attack ({r.mode}) {aim}", box=box.SIMPLE_HEAD,
+                      pad_edge=False)
+        short = any(s.touched < s.k for s in r.steps)
+        sets = any(s.touches_sets for s in r.steps)
+        gained = r.mode not in ("remove", "set")
+        columns = ["k", *(["touched"] if short else []), "flipped", "model says",
+                   "target", *(["gain"] if gained else []), "SNR", "segSNR", "NMR",
+                   *(["sets"] if sets else [])]
+        for column in columns:
             table.add_column(column, justify="left" if column == "model says" else "right")
         for s in r.steps:
-            table.add_row(str(s.k), str(s.touched), "[red]yes[/]" if s.flipped else "no",
+            nmr = "-" if s.mask_ratio_db is None else (
+                f"{max(s.mask_ratio_db, -99.0):.1f}" + ("" if s.inaudible else "!"))
+            table.add_row(str(s.k), *([str(s.touched)] if short else []),
+                          "[red]yes[/]" if s.flipped else "no",
                           f"{s.prediction.label} {s.prediction.confidence:.3f}",
-                          f"{s.prediction.target_confidence:.3f}", f"{s.snr_db:.1f}")
+                          f"{s.prediction.target_confidence:.3f}",
+                          *([_db(s.gain_db)] if gained else []), f"{s.snr_db:.1f}",
+                          "-" if s.seg_snr_db is None else f"{s.seg_snr_db:.1f}", nmr,
+                          *([",".join(str(i + 1) for i in s.touches_sets)] if sets else []))
         console.print(table, width=min(console.width, 80))
+    if any(s.mask_ratio_db is not None for r in results.values() for s in r.steps):
+        console.print("dB throughout. NMR: worst perturbation-to-mask ratio over Bark bands "
+                      "and frames; ! above 0, likely audible (a proxy, not a listening test)",
+                      width=min(console.width, 80), style="dim")
     for r in results.values():
         console.print(attack_verdict(r), width=min(console.width, 80))
 

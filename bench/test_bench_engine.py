@@ -1,0 +1,70 @@
+"""First call against warm calls of one :class:`freqrex.Explainer`, each case in a fresh process.
+
+The first call pays for opening the session, measuring how to run it, planning FFTs and
+compiling (or loading) the Numba kernels; the warm calls of the same engine pay only for
+the explanation. For each clip the child process reports, per call, the wall time and the
+time inside the model, so the share *outside* the model (freqrex's own work: synthesis,
+bookkeeping, extraction) is a ratio measured in the same run. Targets (issue 8): warm
+share outside the model <= 5% on the bundled 30 s clip and <= 25% on a 512-sample clip.
+
+Run: ``.venv/bin/python -m pytest bench/test_bench_engine.py --benchmark-disable -s``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+WARM_CALLS = 3
+
+_RUN = """
+import json, sys, time
+import numpy as np
+import freqrex
+from freqrex.audio import load_audio
+from freqrex.examples import reference_model
+
+started = time.perf_counter()
+explainer = freqrex.Explainer(reference_model(), iterations=2, search_limit=300, seed=0)
+opened = time.perf_counter() - started
+x, rate = load_audio(reference_model().parent / "examples" / "long_30s.flac", 16000)
+n = int(sys.argv[1])
+clip = np.ascontiguousarray(x[8000:8000 + n] if n < len(x) else x)
+calls = []
+for _ in range(1 + int(sys.argv[2])):
+    t0 = time.perf_counter()
+    r = explainer.explain(clip, sample_rate=rate)
+    calls.append({"wall": time.perf_counter() - t0, "model": r.stats.seconds_model,
+                  "waveforms": r.stats.mutants})
+print(json.dumps({"opened": opened, "calls": calls}))
+"""
+
+CASES = {"512 samples": 512, "1 s": 16000, "30 s (bundled clip)": 480000}
+
+
+def run_case(n: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", _RUN, str(n), str(WARM_CALLS)],
+                         capture_output=True, text=True, check=True, timeout=1800)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_first_call_against_warm_calls(case, benchmark):
+    info = run_case(CASES[case])
+    first, warm = info["calls"][0], info["calls"][1:]
+    warm_wall = sorted(c["wall"] for c in warm)[len(warm) // 2]
+    warm_outside = [(c["wall"] - c["model"]) / c["wall"] for c in warm]
+    share = sorted(warm_outside)[len(warm) // 2]
+    benchmark.extra_info.update(opened_s=info["opened"], first_s=first["wall"],
+                                warm_s=warm_wall, first_over_warm=first["wall"] / warm_wall,
+                                warm_share_outside_model=share,
+                                waveforms=first["waveforms"])
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)  # the numbers are in extra_info
+    print(f"\n{case}: open {info['opened']:.2f} s, first explain {first['wall']:.2f} s, "
+          f"warm {warm_wall:.2f} s ({first['wall'] / warm_wall:.1f}x), warm share outside "
+          f"the model {share:.1%} ({first['waveforms']} waveforms per explain)")
+    # warm calls are the same work as the first, without its one-off costs
+    assert all(c["waveforms"] == first["waveforms"] for c in warm)
