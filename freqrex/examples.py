@@ -53,6 +53,12 @@ def example_clips() -> list[Path]:
     return sorted(folder.glob("*.wav"))
 
 
+def real_clip() -> Path:
+    """A 10 s excerpt of a real recording ("Lava" by Kalsan, CC BY-SA 3.0; see
+    data/real/LICENSE.md), for the bundled ``musicnn-mtt`` tagger."""
+    return Path(str(_DATA / "real" / "lava_10s.flac"))
+
+
 def example_clip() -> Path:
     """The clip ``freqrex run`` explains when given none."""
     clips = example_clips()

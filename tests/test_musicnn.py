@@ -117,3 +117,18 @@ def test_cli_resolves_the_bundled_name():
     result = CliRunner().invoke(app, ["info", "--onnx", "musicnn-mtt"])
     assert result.exit_code == 0, result.output
     assert "musicnn_mtt.onnx" in result.output and "techno" in result.output
+
+
+def test_the_bundled_real_clip_is_techno_to_the_tagger(session):
+    # The excerpt README's one-command example explains; the values are the exported
+    # graph's (it matches musicnn's own pipeline to ~4e-6 on real clips, scripts/README.md).
+    import onnx
+    import soundfile as sf
+
+    x, rate = sf.read(examples.real_clip(), dtype="float32")
+    assert rate == SR and x.shape == (10 * SR,)
+    p = _run(session, x[None])[0]
+    meta = {m.key: m.value for m in onnx.load(str(PATH)).metadata_props}
+    labels = json.loads(meta["labels"])
+    assert [labels[i] for i in np.argsort(-p)[:3]] == ["techno", "fast", "electronic"]
+    assert np.sort(p)[::-1][:3] == pytest.approx([0.65915, 0.45204, 0.38595], abs=1e-4)
