@@ -55,7 +55,7 @@ class Domain(Protocol):
 
     def keep_top(self, ranking: np.ndarray, ks: np.ndarray) -> np.ndarray: ...
 
-    def remove(self, kept: np.ndarray) -> np.ndarray: ...
+    def remove(self, kept: np.ndarray, out: np.ndarray | None = None) -> np.ndarray: ...
 
     def energy_share(self, features: np.ndarray) -> float: ...
 
@@ -142,9 +142,10 @@ class _Spectral:
         out += self.fixed
         return out
 
-    def remove(self, kept: np.ndarray) -> np.ndarray:
-        """The clip without what the mutants ``kept`` hold (beyond the fixed part)."""
-        return (self.x + self.fixed) - kept
+    def remove(self, kept: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The clip without what the mutants ``kept`` hold (beyond the fixed part), in
+        ``out`` (float32, shaped like ``kept``) when given."""
+        return np.subtract(self.x + self.fixed, kept, out=out)
 
     # reporting ----------------------------------------------------------------------
     def energy_share(self, features: np.ndarray) -> float:

@@ -96,7 +96,8 @@ class RunStats:
     iterations: int = 0       # search iterations run
     stopped: str = ""         # why the search stopped: "stable" or "iterations"
     used_iterations: int = 0  # iterations in the map (the last improving one, when stable)
-    sizes: list[int | None] = field(default_factory=list)  # sufficient prefix per iteration
+    # per iteration, the sufficient prefix to within the stability margin (coarse_prefix)
+    sizes: list[int | None] = field(default_factory=list)
     reused: int = 0           # mutants asked for again and answered without the model
 
     def to_dict(self) -> dict:

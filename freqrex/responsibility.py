@@ -25,7 +25,7 @@ from freqrex.boxes import Box, split
 from freqrex.config import Config
 from freqrex.criterion import Criterion
 from freqrex.domains import Domain
-from freqrex.mutants import Key, Mutants, join
+from freqrex.mutants import Key, Mutants, join, pieces
 
 
 @dataclass
@@ -185,34 +185,45 @@ def _evaluate(splits: list[_Split], domain: Domain, mutants: Mutants,
     for s in splits:
         # Fill model batches without splitting a split's mutants over two calls.
         if group and size + len(s.masks) > batch_size:
-            _evaluate_group(group, domain, mutants)
+            _evaluate_group(group, domain, mutants, batch_size)
             group, size = [], 0
         group.append(s)
         size += len(s.masks)
     if group:
-        _evaluate_group(group, domain, mutants)
+        _evaluate_group(group, domain, mutants, batch_size)
 
 
-def _evaluate_group(group: list[_Split], domain: Domain, mutants: Mutants) -> None:
-    """One model call for every mutant of the group not evaluated before (by name)."""
+def _evaluate_group(group: list[_Split], domain: Domain, mutants: Mutants,
+                    batch_size: int) -> None:
+    """Model calls for every mutant of the group not evaluated before (by name): one call,
+    or, when one split alone holds more than ``batch_size`` (a long clip), calls of at most
+    ``batch_size`` rows synthesised into one reused buffer."""
     keys = [_keys(s, mutants) for s in group]
-    new = [mutants.missing(k) for k in keys]
-    batch = np.empty((sum(len(n) for n in new), domain.n), dtype=np.float32)
-    start = 0
-    for s, fresh in zip(group, new):
-        if fresh:
-            domain.mutants(s.node.context, s.children, s.masks[fresh],
-                           out=batch[start:start + len(fresh)])
-            start += len(fresh)
-    if len(batch):
+    todo = [(g, i) for g, k in enumerate(keys) for i in mutants.missing(k)]
+    bounds = pieces(len(todo), batch_size)
+    buffer = np.empty((max((b - a for a, b in bounds), default=0), domain.n), dtype=np.float32)
+    for start, stop in bounds:
+        piece = todo[start:stop]
+        batch = buffer[:len(piece)]
+        for g, rows in _runs_of_splits(piece):
+            s = group[g]
+            domain.mutants(s.node.context, s.children, s.masks[[i for _, i in piece[rows]]],
+                           out=batch[rows])
         probs = mutants.criterion.probabilities(batch)
-        mutants.evaluated += len(batch)
-        start = 0
-        for k, fresh in zip(keys, new):
-            mutants.store([k[i] for i in fresh], probs[start:start + len(fresh)])
-            start += len(fresh)
+        mutants.evaluated += len(piece)
+        mutants.store([keys[g][i] for g, i in piece], probs)
     for s, k in zip(group, keys):
         s.passed = mutants.criterion.passes(mutants.lookup(k))
+
+
+def _runs_of_splits(piece: list[tuple[int, int]]) -> list[tuple[int, slice]]:
+    """The piece's rows split by the split they belong to: ``(split, rows)`` per run."""
+    runs, start = [], 0
+    for end in range(1, len(piece) + 1):
+        if end == len(piece) or piece[end][0] != piece[start][0]:
+            runs.append((piece[start][0], slice(start, end)))
+            start = end
+    return runs
 
 
 def _keys(s: _Split, mutants: Mutants) -> list[Key]:

@@ -204,3 +204,69 @@ def test_same_seed_same_explanation_for_any_sessions_and_any_budget(oracle):
         for kind, e in run.explanations.items():
             assert e.bins.tobytes() == runs[0].explanations[kind].bins.tobytes(), kind
     assert runs[2].stats.model_calls > runs[0].stats.model_calls  # the budget did split
+
+
+# -- bounded memory on long clips ----------------------------------------------------------
+
+
+def test_pieces_hold_at_most_step_rows_and_never_leave_one_alone():
+    from freqrex.mutants import pieces
+
+    for total in range(0, 40):
+        for step in range(0, 12):
+            bounds = pieces(total, step)
+            sizes = [b - a for a, b in bounds]
+            assert sum(sizes) == total and all(b == a2 for (_, b), (a2, _) in
+                                               zip(bounds, bounds[1:]))
+            assert all(s <= max(2, step) for s in sizes)
+            if total >= 2 and step >= 3:  # as Model._forward_all: pieces of 2 cannot
+                assert 1 not in sizes, (total, step, sizes)
+
+
+def test_budget_bound_passes_shrink_the_arena_and_keep_every_score():
+    n = 16000 * 30
+    x = rows(4, n=n)
+    free = OnnxModel(reference_model(), sessions=1)
+    bound = OnnxModel(reference_model(), sessions=1, max_memory=3 * 80 * n)  # 2-3 rows
+    assert free._options_for(n) is free._run_options
+    assert bound._options_for(n) is bound._shrink_options
+    first = free.scores(x)
+    assert bound.scores(x).tobytes() == first.tobytes()
+    # What the shrinkage does to the process's peak is measured in a fresh process by
+    # bench/test_bench_memory.py: within one test process the allocator's own caching
+    # hides it (RSS is not a reliable meter here).
+
+
+def test_a_session_without_an_arena_runs_under_any_budget():
+    options = ort.SessionOptions()
+    options.enable_cpu_mem_arena = False
+    session = ort.InferenceSession(str(reference_model()), sess_options=options,
+                                   providers=["CPUExecutionProvider"])
+    model = OnnxModel(session, max_memory=10**6)
+    x = rows(3, n=16000)
+    assert model.scores(x).tobytes() == OnnxModel(reference_model()).scores(x).tobytes()
+
+
+def test_multiple_sets_do_not_depend_on_the_budget(monkeypatch):
+    from test_multiple import _clip, _model
+
+    from freqrex import multiple
+
+    calls = []
+    restricted = multiple._Restricted.mutants
+    monkeypatch.setattr(multiple._Restricted, "mutants",
+                        lambda self, *a, **k: calls.append(1) or restricted(self, *a, **k))
+    x = _clip()
+    params = dict(multiple=4, iterations=3, search_limit=400, multiple_budget=1500, seed=1,
+                  output_activation="softmax", minimal_budget=4000)
+    runs = []
+    for budget in (None, 1):  # 1 byte: two rows a pass, every split's mutants in pieces
+        model = CallableModel(_model("both", x), sample_rate=SR, max_memory=budget)
+        runs.append(freqrex.explain(model, x, sample_rate=SR, **params))
+        assert calls, "the restricted search ran"
+        calls.clear()
+    assert runs[1].stats.model_calls > runs[0].stats.model_calls
+    assert runs[1].responsibility.tobytes() == runs[0].responsibility.tobytes()
+    assert len(runs[1].explanations_multi) == len(runs[0].explanations_multi)
+    for a, b in zip(runs[0].explanations_multi, runs[1].explanations_multi):
+        assert a.bins.tobytes() == b.bins.tobytes()
