@@ -357,6 +357,7 @@ def evaluate(
     Interrupted or killed runs resume: run the same command again.
     """
     from freqrex.evaluation import evaluate as run_evaluation
+    from freqrex.evaluation.redundancy import redundancy_rich_table
     from freqrex.evaluation.report import rich_table
     from freqrex.output.evaluation import write_report
     from freqrex.output.terminal import ClipProgress
@@ -384,6 +385,9 @@ def evaluate(
         raise typer.Exit(130) from None
     out.print(rich_table(result.summary))
     out.print(result.summary.totals())
+    redundancy = redundancy_rich_table(result.summary.redundancy, result.summary.redundancy_ks)
+    if redundancy is not None:   # --multiple: how flips relate to the number of sets
+        out.print(redundancy)
     where = "serially" if result.workers == 0 else f"on {result.workers} Dask workers"
     if result.processed:
         err.print(f"{result.processed} clips evaluated {where} in {result.seconds:.1f} s, "

@@ -143,3 +143,18 @@ def test_groups_and_rates_with_or_without_a_mode_column(with_mode):
 def test_no_counts_no_rows():
     assert redundancy_rows([_clip("a", None)], [], ["fft"], KS) == []
     assert redundancy_markdown([], KS) == []
+
+
+def test_the_command_prints_the_redundancy_table(redundant, model):
+    # resumes the finished run (nothing left to evaluate) and prints its tables
+    from typer.testing import CliRunner
+
+    from freqrex.cli import app
+
+    ev, data, _ = redundant
+    args = ["evaluate", str(data), "--db", str(ev.db), "--onnx", str(model), "--workers", "0",
+            "--multiple", "3", "--ks", ",".join(map(str, KS)), "--domains", "fft", "--quiet",
+            *[f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()]]
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert "disjoint" in out.output and "flip rate at k" in out.output
