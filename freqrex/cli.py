@@ -349,6 +349,9 @@ def evaluate(
         help="Evaluate again the clips recorded with an error.")] = False,
     timeout: Annotated[float, typer.Option(
         help="Seconds to wait for the scheduler and a worker.")] = 5.0,
+    compare: Annotated[bool, typer.Option(
+        help="Also score the baselines' rankings as `freqrex compare` does, per clip and "
+        "domain (about the search budget again per ranking that calls the model).")] = False,
     quiet: Quiet = False,
     configs: dict | None = None,
 ) -> None:
@@ -357,6 +360,7 @@ def evaluate(
     Interrupted or killed runs resume: run the same command again.
     """
     from freqrex.evaluation import evaluate as run_evaluation
+    from freqrex.evaluation.baselines_report import rankings_rich_table
     from freqrex.evaluation.redundancy import redundancy_rich_table
     from freqrex.evaluation.report import rich_table
     from freqrex.output.evaluation import write_report
@@ -375,7 +379,8 @@ def evaluate(
                 _model_path(onnx), data_dir, db,
                 config=configs[Config], attack=configs[AttackConfig],
                 options=configs[ModelConfig], workers=workers, scheduler=scheduler,
-                retry_errors=retry_errors, timeout=timeout, progress=display.update,
+                retry_errors=retry_errors, timeout=timeout, compare=compare,
+                progress=display.update,
                 on_clip=display.clip)
     except (KeyboardInterrupt, Exception) as e:
         if not interrupted(e):
@@ -388,6 +393,8 @@ def evaluate(
     redundancy = redundancy_rich_table(result.summary.redundancy, result.summary.redundancy_ks)
     if redundancy is not None:   # --multiple: how flips relate to the number of sets
         out.print(redundancy)
+    if (rankings := rankings_rich_table(result.summary.rankings)) is not None:
+        out.print(rankings)   # --compare: responsibility against the baselines
     where = "serially" if result.workers == 0 else f"on {result.workers} Dask workers"
     if result.processed:
         err.print(f"{result.processed} clips evaluated {where} in {result.seconds:.1f} s, "

@@ -10,7 +10,7 @@ shrunk minimal sets), and its deletion and insertion curves with their areas.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,8 @@ from freqrex.pipeline import explain, prepare
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from freqrex.explanation import Result
 
 RANKINGS = ("responsibility", *BASELINES)
 
@@ -42,9 +44,13 @@ class RankingScore:
     insertion: np.ndarray
     deletion_area: float
     insertion_area: float
+    # waveforms the comparison had the model evaluate for this ranking: making it (the
+    # baselines; responsibility's search belongs to the explanation) and scoring it
+    waveforms: int = 0
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "mutants": self.mutants, "sizes": dict(self.sizes),
+        return {"name": self.name, "mutants": self.mutants, "waveforms": self.waveforms,
+                "sizes": dict(self.sizes),
                 "proven_smallest": dict(self.proven), "deletion_area": self.deletion_area,
                 "insertion_area": self.insertion_area,
                 "curves": {"k": self.ks.tolist(), "deletion": self.deletion.tolist(),
@@ -96,7 +102,7 @@ class Comparison:
 def compare(model: Any, audio: Any, *, sample_rate: int | None = None,
             config: Config | None = None, rankings: tuple[str, ...] = RANKINGS,
             points: int = 33, progress: Progress | None = None,
-            **params: Any) -> Comparison:
+            result: Result | None = None, **params: Any) -> Comparison:
     """Rank the clip's features by responsibility and by each baseline; score every ranking.
 
     Parameters
@@ -108,6 +114,11 @@ def compare(model: Any, audio: Any, *, sample_rate: int | None = None,
         ``seed``), ``"occlusion"``, ``"random_mask"``.
     points : int
         Evenly spaced points of the deletion and insertion curves (1, 2, 4, ... added).
+    result : Result, optional
+        An explanation of this clip by this model (:func:`freqrex.explain`): its ranking,
+        search cost, target and domain are used and no search is run; ``audio`` is then not
+        read (None will do), and ``config`` defaults to the explanation's. Its minimal sets
+        and ``multiple`` do not matter: they come after the ranking.
 
     Returns
     -------
@@ -121,10 +132,12 @@ def compare(model: Any, audio: Any, *, sample_rate: int | None = None,
     unknown = [r for r in rankings if r not in RANKINGS]
     if unknown or not rankings:
         raise InputError(f"rankings must be among {', '.join(RANKINGS)}; got {rankings!r}")
-    model, config = prepare(model, config, params)
-    # Rankings are compared by their prefixes: the minimal sets would only cost mutants.
-    result = explain(model, audio, sample_rate=sample_rate,
-                     config=config.replace(minimal_budget=0, multiple=1), progress=progress)
+    model, config = prepare(model, config or (result.config if result else None), params)
+    if result is None:
+        # Rankings are compared by their prefixes: the minimal sets would only cost mutants.
+        result = explain(model, audio, sample_rate=sample_rate,
+                         config=config.replace(minimal_budget=0, multiple=1),
+                         progress=progress)
     domain = result.domain
     criterion = Criterion(model, result.target, result.confidence, config.confidence_filter,
                           config.complete_tolerance, config.necessary_rule)
@@ -132,14 +145,16 @@ def compare(model: Any, audio: Any, *, sample_rate: int | None = None,
     for done, name in enumerate(rankings):
         if progress:
             progress("compare", done, len(rankings))
+        before = model.stats.samples
         if name == "responsibility":
             order, spent = result.ranking, result.stats.search_mutants
         else:
             order, spent = BASELINES[name](domain, criterion, config.search_limit, config.seed)
-        scores.append(_score(name, order, spent, domain, criterion, config, points))
+        score = _score(name, order, spent, domain, criterion, config, points)
+        scores.append(replace(score, waveforms=int(model.stats.samples - before)))
     if progress:
         progress("compare", len(rankings), len(rankings))
-    return Comparison(result.source, config.domain, result.n_features, result.target,
+    return Comparison(result.source, result.config.domain, result.n_features, result.target,
                       result.target_label, result.confidence, config.search_limit, scores,
                       criterion=criterion.describe(), warnings=list(result.warnings),
                       config=config)

@@ -6,12 +6,14 @@
   :func:`find_clips`
 - :mod:`~freqrex.evaluation.store`: the SQLite results database (:class:`Store`)
 - :mod:`~freqrex.evaluation.report`: the paper-style table (:func:`summarize`,
-  :func:`to_markdown`, :func:`rich_table`); :mod:`freqrex.output.evaluation` writes it
+  :func:`to_markdown`, :func:`rich_table`); :mod:`freqrex.output.evaluation` writes it;
+  :mod:`~freqrex.evaluation.baselines_report`: ``--compare``'s "rankings compared" table
 
 >>> run = evaluate("model.onnx", "clips/", "results.sqlite", workers=2)  # doctest: +SKIP
 >>> print(to_markdown(run.summary))  # doctest: +SKIP
 """
 
+from freqrex.evaluation.baselines_report import RankingRow
 from freqrex.evaluation.dispatch import AUDIO_EXTENSIONS, Evaluation, evaluate, find_clips
 from freqrex.evaluation.report import (
     PAPER,
@@ -26,6 +28,7 @@ from freqrex.evaluation.report import (
 from freqrex.evaluation.store import SCHEMA_VERSION, Store
 from freqrex.evaluation.task import (
     AttackRecord,
+    BaselineRecord,
     ClipRecord,
     DomainRecord,
     Job,
@@ -45,12 +48,14 @@ __all__ = [
     "SCHEMA_VERSION",
     "UNITS",
     "AttackRecord",
+    "BaselineRecord",
     "ClipRecord",
     "DomainRecord",
     "Evaluation",
     "Job",
     "Metric",
     "ModelSpec",
+    "RankingRow",
     "SetRecord",
     "Store",
     "Summary",

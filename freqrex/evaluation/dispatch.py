@@ -9,7 +9,6 @@ by its scheduler address. Each worker process opens the model once.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import os
@@ -22,14 +21,13 @@ from typing import Any
 
 from freqrex.config import AttackConfig, Config, ModelConfig, Progress
 from freqrex.errors import FreqrexError, InputError, ModelError, first_line
+from freqrex.evaluation.checks import check_workers, prepare_model, settings_of, split_params
 from freqrex.evaluation.claims import Claims, ClipQueue
 from freqrex.evaluation.report import Summary, summarize
 from freqrex.evaluation.store import Store
 from freqrex.evaluation.task import (
     ClipRecord,
     Job,
-    ModelSpec,
-    cached_model,
     describe_bug,
     error_record,
     evaluate_clip,
@@ -120,7 +118,7 @@ def evaluate(model: Any, data_dir: str | os.PathLike, db: str | os.PathLike, *,
              config: Config | None = None, attack: AttackConfig | None = None,
              options: ModelConfig | None = None, workers: int = 2,
              scheduler: str | None = None, retry_errors: bool = False,
-             timeout: float = 10.0, progress: Progress | None = None,
+             timeout: float = 10.0, compare: bool = False, progress: Progress | None = None,
              on_clip: Callable[[ClipRecord], None] | None = None,
              **params: Any) -> Evaluation:
     """Explain and attack every audio file under ``data_dir``; store the results in ``db``.
@@ -157,6 +155,10 @@ def evaluate(model: Any, data_dir: str | os.PathLike, db: str | os.PathLike, *,
         died) are always evaluated again.
     timeout : float
         Seconds to wait for the scheduler and its first worker.
+    compare : bool
+        Also score, in every domain, the baselines' rankings against responsibility's as
+        :func:`freqrex.compare` does (its ``baselines`` table; the report's "rankings
+        compared"). A setting of the run: a resumed run must give the same.
     progress : callable, optional
         ``progress("clips", done, total)``: once before the first clip, then after each
         clip is stored (``done`` counts earlier runs too).
@@ -184,20 +186,21 @@ def evaluate(model: Any, data_dir: str | os.PathLike, db: str | os.PathLike, *,
     >>> run.summary.value("fft", "flip_rate_k1")  # doctest: +SKIP
     """
     started = time.perf_counter()
-    config, attack = _split_params(config or Config(), attack or AttackConfig(), params)
+    config, attack = split_params(config or Config(), attack or AttackConfig(), params)
     options = options or ModelConfig()
-    _check_workers(workers, scheduler)
+    check_workers(workers, scheduler)
     clips = find_clips(data_dir)
     parallel = workers > 0 or scheduler is not None
     if options.threads is None and parallel:
         # several worker processes share the cores: no threads within a call
         options = options.replace(threads=1)
     labels = load_labels(options.labels) if options.labels is not None else None
-    local_model, spec, identity = _prepare_model(model, config, options, labels, parallel)
+    local_model, spec, identity = prepare_model(model, config, options, labels, parallel)
     if attack.to is not None:  # a targeted attack's class is checked before any clip
         (local_model or open_model(spec)).class_index(attack.to)  # type: ignore[arg-type]
-    job = Job(model=spec, config=config, attack=attack, sample_rate=options.sample_rate)
-    with Store(db, settings=_settings(job, labels), model=identity[0],
+    job = Job(model=spec, config=config, attack=attack, sample_rate=options.sample_rate,
+              compare=compare)
+    with Store(db, settings=settings_of(job, labels), model=identity[0],
                model_sha256=identity[1], data_dir=str(Path(data_dir).resolve())) as store:
         # Errors that were not the clip's fault are always tried again; the others on request.
         store.forget(store.error_clips(retry_only=not retry_errors))
@@ -366,84 +369,3 @@ def _wait_for_workers(client: Any, scheduler: str, timeout: float) -> None:
         raise FreqrexError(
             f"the Dask scheduler at {scheduler} has no workers ({first_line(exc)}); start "
             f"some with `dask worker {scheduler}`") from None
-
-
-# -- checks --------------------------------------------------------------------------------
-
-
-def _split_params(config: Config, attack: AttackConfig,
-                  params: dict[str, Any]) -> tuple[Config, AttackConfig]:
-    """Route keyword arguments to the explanation's config or the attack's."""
-    ours, theirs = set(Config.names()), set(AttackConfig.names())
-    unknown = sorted(set(params) - ours - theirs)
-    if unknown:
-        hint = (" (model options go in options=ModelConfig(...))"
-                if set(unknown) & set(ModelConfig.names()) else "")
-        raise InputError(f"unknown parameter(s) {', '.join(unknown)}{hint}; known: "
-                         f"{', '.join(Config.names() + AttackConfig.names())}")
-    explain = {k: v for k, v in params.items() if k in ours}
-    attacks = {k: v for k, v in params.items() if k in theirs}
-    return (config.replace(**explain) if explain else config,
-            attack.replace(**attacks) if attacks else attack)
-
-
-def _check_workers(workers: int, scheduler: str | None) -> None:
-    import numbers
-
-    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 0:
-        raise InputError(f"workers must be 0 (serial) or a positive number, got {workers!r}")
-    if scheduler is not None and not scheduler.strip():
-        raise InputError("scheduler needs an address such as tcp://host:8786")
-
-
-def _prepare_model(model: Any, config: Config, options: ModelConfig, labels: list[str] | None,
-                   parallel: bool) -> tuple[Model | None, ModelSpec | None, tuple[str, Any]]:
-    """Check the model here, before any clip; return it (serial), its spec and identity.
-
-    The identity (path, sha256 of the file) is stored with the results: a database made with
-    one model refuses to be resumed with another.
-    """
-    from freqrex import examples
-    from freqrex.model import as_model
-
-    if model is None or isinstance(model, (str, os.PathLike)):
-        path = Path(model) if model is not None else examples.reference_model()
-        if options.labels is not None:  # workers may run elsewhere: an absolute path
-            options = options.replace(labels=Path(options.labels).resolve())
-        spec = ModelSpec(str(path.resolve()), options=options,
-                         activation=config.output_activation, batch_size=config.batch_size)
-        # Serial runs keep this model for every clip; parallel runs only check it here.
-        checked = cached_model(spec) if not parallel else open_model(spec)
-        _check_rate(checked, options.sample_rate)
-        return (checked if not parallel else None), spec, (spec.path, _sha256(path))
-    if parallel:
-        raise InputError("Dask workers open the model from its file; give an ONNX path, or "
-                         "use workers=0 to evaluate a Python model in this process")
-    loaded = as_model(model, sample_rate=options.sample_rate, labels=labels,
-                      activation=config.output_activation, batch_size=config.batch_size)
-    _check_rate(loaded, options.sample_rate)
-    name = getattr(model, "__qualname__", type(model).__name__)
-    return loaded, None, (f"python:{name}", None)
-
-
-def _check_rate(model: Model, sample_rate: int | None) -> None:
-    if model.sample_rate is None and sample_rate is None:
-        raise InputError("the model declares no sample rate; give sample_rate (in "
-                         "options=ModelConfig(sample_rate=...)) with the rate it expects")
-
-
-def _settings(job: Job, labels: list[str] | None) -> dict[str, Any]:
-    """What the results depend on, as stored in (and compared with) the database."""
-    config = job.config.to_dict()
-    config.pop("domain")  # every domain of the attack's `domains` is run
-    config["freq_range"] = list(config["freq_range"]) if config["freq_range"] else None
-    attack = {k: list(v) if isinstance(v, tuple) else v for k, v in job.attack.to_dict().items()}
-    return {**config, **attack, "sample_rate": job.sample_rate, "labels": labels}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -18,6 +18,12 @@ from typing import Any
 import numpy as np
 
 from freqrex.criterion import KINDS
+from freqrex.evaluation.baselines_report import (
+    RankingRow,
+    ranking_rows,
+    rankings_markdown,
+    rankings_rich_table,
+)
 from freqrex.evaluation.redundancy import (
     RedundancyRow,
     redundancy_markdown,
@@ -83,6 +89,9 @@ class Summary:
         was 1.
     redundancy_ks : list of int
         The attack sizes of that table (1 and 5 where tried).
+    rankings : list of RankingRow
+        Responsibility against the baselines per domain and ranking
+        (:mod:`freqrex.evaluation.baselines_report`); empty unless the run had ``compare``.
     """
 
     db: str
@@ -99,6 +108,7 @@ class Summary:
     modes: list[str] = field(default_factory=list)
     redundancy: list[RedundancyRow] = field(default_factory=list)
     redundancy_ks: list[int] = field(default_factory=list)
+    rankings: list[RankingRow] = field(default_factory=list)
 
     def value(self, domain: str, name: str) -> float | None:
         """A metric's value, None when it was not computed or has no clip."""
@@ -157,6 +167,8 @@ class Summary:
         console.print(rich_table(self))
         console.print(self.totals())
         if (table := redundancy_rich_table(self.redundancy, self.redundancy_ks)) is not None:
+            console.print(table)
+        if (table := rankings_rich_table(self.rankings)) is not None:
             console.print(table)
         return console.file.getvalue()  # type: ignore[attr-defined]
 
@@ -251,6 +263,7 @@ def summarize(db: str | os.PathLike | Store) -> Summary:
     summary.redundancy_ks = table_ks(summary.ks)
     summary.redundancy = redundancy_rows(ok, attacks, summary.domains, summary.redundancy_ks,
                                          run_mode(settings))
+    summary.rankings = ranking_rows(db.baselines(), summary.domains)
     summary.metrics["all"] = {
         "clips": Metric(float(len(clips)), len(clips)),
         "ok": Metric(float(len(ok)), len(clips)),
@@ -366,6 +379,8 @@ def to_markdown(summary: Summary, figures: bool = True) -> str:
     lines += ["", f"({PAPER_NOTE}.)"]
     if summary.redundancy:
         lines += ["", *redundancy_markdown(summary.redundancy, summary.redundancy_ks)]
+    if summary.rankings:
+        lines += ["", *rankings_markdown(summary.rankings)]
     if summary.errors:
         lines += ["", f"## Errors ({len(summary.errors)})", ""]
         lines += [f"- `{clip}`: {message}" for clip, message in summary.errors[:50]]

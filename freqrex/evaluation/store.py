@@ -1,6 +1,6 @@
 """The SQLite results store of an evaluation: one row per clip, one per attack step.
 
-Four tables:
+Five tables:
 
 * ``runs``: a single row written when the database is created: the model, the data folder
   and the settings (JSON). A later run on the same database must use the same settings,
@@ -10,6 +10,8 @@ Four tables:
   columns) the fields of its :class:`~freqrex.evaluation.task.DomainRecord` and of each set.
 * ``attacks``: one row per :class:`~freqrex.evaluation.task.AttackRecord` (clip, domain,
   mode, k).
+* ``baselines``: with ``--compare``, one row per
+  :class:`~freqrex.evaluation.task.BaselineRecord` (clip, domain, ranking).
 * ``claims``: the clips being evaluated right now, by which process (see
   :mod:`freqrex.evaluation.claims`); storing a clip deletes its claim.
 
@@ -34,16 +36,23 @@ from freqrex.config import DOMAINS
 from freqrex.criterion import KINDS
 from freqrex.errors import InputError, OutputError
 from freqrex.evaluation.claims import CLAIMS_SCHEMA
-from freqrex.evaluation.task import AttackRecord, ClipRecord, DomainRecord, SetRecord
+from freqrex.evaluation.task import (
+    AttackRecord,
+    BaselineRecord,
+    ClipRecord,
+    DomainRecord,
+    SetRecord,
+)
 
 # 2: prefix_size and minimal per set; 3: attack modes (mode in the attacks key, gain and the
-# perceptual proxy per step) and the redundancy columns of each domain
-SCHEMA_VERSION = 3
+# perceptual proxy per step) and the redundancy columns of each domain; 4: the baselines
+# table (evaluate --compare)
+SCHEMA_VERSION = 4
 # Settings that do not change any result; a resumed run may change them freely.
 NOT_COMPARED = frozenset({"batch_size"})
 
-__all__ = ["ATTACK_FIELDS", "CLIP_FIELDS", "NOT_COMPARED", "SCHEMA_VERSION", "Store",
-           "domain_columns"]
+__all__ = ["ATTACK_FIELDS", "BASELINE_FIELDS", "CLIP_FIELDS", "NOT_COMPARED", "SCHEMA_VERSION",
+           "Store", "domain_columns"]
 
 _SQL_TYPES = {bool: "INTEGER", int: "INTEGER", float: "REAL", str: "TEXT",
               tuple: "TEXT"}  # a tuple of strings is stored one per line
@@ -55,7 +64,7 @@ _CLIP_CONSTRAINTS = {
 }
 _ATTACK_CONSTRAINTS = {"clip": "TEXT NOT NULL REFERENCES clips(clip)"}
 # ClipRecord fields that are not columns of ``clips``: expanded per domain, or another table.
-_NESTED = ("domains", "attacks")
+_NESTED = ("domains", "attacks", "baselines")
 
 
 def _sql_type(hint: Any, not_null: bool) -> str:
@@ -98,6 +107,8 @@ _CLIP_COLUMNS = _clip_columns()
 _ATTACK_COLUMNS = _columns(AttackRecord, _ATTACK_CONSTRAINTS, True)
 CLIP_FIELDS = [name for name, _ in _CLIP_COLUMNS]
 ATTACK_FIELDS = [name for name, _ in _ATTACK_COLUMNS]
+_BASELINE_COLUMNS = _columns(BaselineRecord, _ATTACK_CONSTRAINTS, True)
+BASELINE_FIELDS = [name for name, _ in _BASELINE_COLUMNS]
 
 _SCHEMA = f"""
 CREATE TABLE runs (
@@ -112,6 +123,8 @@ CREATE TABLE runs (
 CREATE TABLE clips ({", ".join(f"{n} {t}" for n, t in _CLIP_COLUMNS)});
 CREATE TABLE attacks ({", ".join(f"{n} {t}" for n, t in _ATTACK_COLUMNS)},
     PRIMARY KEY (clip, domain, mode, k));
+CREATE TABLE baselines ({", ".join(f"{n} {t}" for n, t in _BASELINE_COLUMNS)},
+    PRIMARY KEY (clip, domain, ranking));
 {CLAIMS_SCHEMA};
 """
 
@@ -193,7 +206,7 @@ class Store:
             self._create(settings, model, model_sha256, data_dir)
             return
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        if not {"runs", "clips", "attacks"} <= tables:
+        if not {"runs", "clips", "attacks"} <= tables:  # "baselines" since schema 4
             raise InputError(
                 f"{self.path} is not a freqrex results database (schema {version}); "
                 "use a new --db")
@@ -279,6 +292,10 @@ class Store:
         """Every ``attacks`` row as a dict, by clip, domain, mode and ``k``."""
         return self._rows("SELECT * FROM attacks ORDER BY clip, domain, mode, k")
 
+    def baselines(self) -> list[dict[str, Any]]:
+        """Every ``baselines`` row (``--compare``) as a dict, by clip, domain and ranking."""
+        return self._rows("SELECT * FROM baselines ORDER BY clip, domain, ranking")
+
     def _rows(self, sql: str) -> list[dict[str, Any]]:
         cur = self.conn.execute(sql)
         names = [d[0] for d in cur.description]
@@ -304,6 +321,10 @@ class Store:
                 f"INSERT INTO attacks ({', '.join(ATTACK_FIELDS)}) "
                 f"VALUES ({', '.join('?' * len(ATTACK_FIELDS))})",
                 [[getattr(a, name) for name in ATTACK_FIELDS] for a in attack_rows])
+            self.conn.executemany(
+                f"INSERT INTO baselines ({', '.join(BASELINE_FIELDS)}) "
+                f"VALUES ({', '.join('?' * len(BASELINE_FIELDS))})",
+                [[getattr(b, name) for name in BASELINE_FIELDS] for b in record.baselines])
             # the clip is done: whoever claimed it (see freqrex.evaluation.claims) is released
             self.conn.execute("DELETE FROM claims WHERE clip = ?", (record.clip,))
             self.conn.execute("COMMIT")
@@ -319,11 +340,13 @@ class Store:
         return True
 
     def forget(self, clips: Iterable[str]) -> None:
-        """Delete clips (and their attacks) so that they are evaluated again."""
+        """Delete clips (and their attacks and baselines) so that they are evaluated again."""
         clips = list(clips)
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            self.conn.executemany("DELETE FROM attacks WHERE clip = ?", [(c,) for c in clips])
+            for table in ("attacks", "baselines"):
+                self.conn.executemany(f"DELETE FROM {table} WHERE clip = ?",
+                                      [(c,) for c in clips])
             self.conn.executemany("DELETE FROM clips WHERE clip = ?", [(c,) for c in clips])
             self.conn.execute("COMMIT")
         except BaseException:

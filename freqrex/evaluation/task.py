@@ -26,9 +26,9 @@ from freqrex.criterion import KINDS
 from freqrex.errors import FreqrexError, FreqrexWarning
 from freqrex.model import Model
 
-__all__ = ["AttackRecord", "ClipRecord", "DomainRecord", "Job", "ModelSpec", "SetRecord",
-           "cached_model", "error_record", "evaluate_clip", "explainer_for", "limited_threads",
-           "open_model", "worker_state"]
+__all__ = ["AttackRecord", "BaselineRecord", "ClipRecord", "DomainRecord", "Job", "ModelSpec",
+           "SetRecord", "cached_model", "compare_records", "error_record", "evaluate_clip",
+           "explainer_for", "limited_threads", "open_model", "worker_state"]
 
 
 # -- the records ---------------------------------------------------------------------------
@@ -98,13 +98,42 @@ class AttackRecord:
 
 
 @dataclass(frozen=True)
+class BaselineRecord:
+    """One ranking of one domain judged as :func:`freqrex.compare` judges it (``evaluate
+    --compare``): its smallest sufficient / necessary / complete prefixes (None: not found
+    within the budget), whether each is proven smallest, their shares of the domain's
+    features, and the areas of its deletion and insertion curves. ``mutants``: spent making
+    the ranking (for responsibility, by the explanation's search); ``waveforms``: what the
+    comparison had the model evaluate for it beyond the explanation."""
+
+    clip: str
+    domain: str
+    ranking: str
+    n_features: int
+    mutants: int
+    waveforms: int
+    deletion_area: float
+    insertion_area: float
+    sufficient_size: int | None = None
+    necessary_size: int | None = None
+    complete_size: int | None = None
+    sufficient_share: float | None = None
+    necessary_share: float | None = None
+    complete_share: float | None = None
+    sufficient_proven: bool = False
+    necessary_proven: bool = False
+    complete_proven: bool = False
+
+
+@dataclass(frozen=True)
 class ClipRecord:
     """What the task returns for one clip, and what the store writes (one ``clips`` row).
 
     ``status`` is ``"ok"`` (the target, per-domain results in ``domains`` and the attack
     steps in ``attacks``) or ``"error"`` (the message in ``error``; ``retry`` when it was
     not the clip's fault, so that a later run evaluates it again). The last fields say
-    where and how fast it ran.
+    where and how fast it ran; ``baselines`` (``--compare`` only) has one
+    :class:`BaselineRecord` per domain and ranking.
     """
 
     clip: str
@@ -126,6 +155,7 @@ class ClipRecord:
     model_loads: int | None = None
     finished: float | None = None
     attacks: tuple[AttackRecord, ...] = ()
+    baselines: tuple[BaselineRecord, ...] = ()
 
 
 def error_record(clip: str, message: str, retry: bool = False) -> ClipRecord:
@@ -155,6 +185,7 @@ class Job:
     config: Config
     attack: AttackConfig
     sample_rate: int | None = None
+    compare: bool = False         # also rank by the baselines and score every ranking
 
 
 # Per worker process: models opened so far, and how many times each spec was opened (a test
@@ -248,12 +279,16 @@ def _evaluate(clip: str, path: str, job: Job, model: Model) -> ClipRecord:
     about: dict[str, Any] = {}
     domains: dict[str, DomainRecord] = {}
     attacks: list[AttackRecord] = []
+    baselines: list[BaselineRecord] = []
     with limited_threads(job):
         for domain in job.attack.domains:
             result, domains[domain], steps = _run_domain(clip, path, job, model, domain)
             attacks += steps
             about = about or _about_clip(result)
+            if job.compare:  # after the domain record: its cost stays the explanation's
+                baselines += compare_records(clip, domain, result, model)
     return ClipRecord(clip=clip, status="ok", **about, domains=domains, attacks=tuple(attacks),
+                      baselines=tuple(baselines),
                       model_calls=sum(d.model_calls for d in domains.values()),
                       seconds_model=sum(d.seconds_model for d in domains.values()))
 
@@ -284,6 +319,29 @@ def _run_domain(clip: str, path: str, job: Job, model: Model,
              for attacked in explainer.attacks(result=result).values()
              for step in attacked.steps]
     return result, _domain_record(result, model, before), steps
+
+
+def compare_records(clip: str, domain: str, result: Any,
+                    model: Model) -> list[BaselineRecord]:
+    """Score every ranking of :func:`freqrex.compare` on ``result``'s clip and domain, reusing
+    its responsibility ranking (the search is not run again): one record per ranking."""
+    from freqrex.comparison import compare
+
+    comparison = compare(model, None, result=result)
+    n = comparison.n_features
+    records = []
+    for r in comparison.rankings:
+        per_kind: dict[str, Any] = {}
+        for kind in KINDS:
+            size = r.sizes[kind]
+            per_kind[f"{kind}_size"] = size
+            per_kind[f"{kind}_share"] = None if size is None else size / n
+            per_kind[f"{kind}_proven"] = bool(r.proven[kind])
+        records.append(BaselineRecord(
+            clip=clip, domain=domain, ranking=r.name, n_features=n, mutants=int(r.mutants),
+            waveforms=int(r.waveforms), deletion_area=float(r.deletion_area),
+            insertion_area=float(r.insertion_area), **per_kind))
+    return records
 
 
 def _about_clip(result: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import numpy as np
 
 from freqrex.criterion import KINDS
 from freqrex.errors import OutputError
+from freqrex.evaluation.baselines_report import RankingRow
 from freqrex.evaluation.report import PAPER, UNITS, Summary, to_markdown
 
 if TYPE_CHECKING:
@@ -88,7 +89,10 @@ def write_csv(summary: Summary, path: str | os.PathLike) -> Path:
     """Write every metric as ``domain,metric,value,n`` (``value`` empty when undefined).
 
     With ``multiple > 1``, the redundancy table too: metric
-    ``sets_<group>_<mode>_flip_rate_k<k>``, ``n`` the clips of the group.
+    ``sets_<group>_<mode>_flip_rate_k<k>``, ``n`` the clips of the group. With ``compare``,
+    the rankings table: ``ranking_<ranking>_<kind>_size_median`` (``_share_median``; ``n``
+    the clips where found), ``..._deletion_area_median``, ``..._insertion_area_median``
+    and ``..._sufficient_smallest_rate`` (``n`` the clips where some ranking found one).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,8 +108,23 @@ def write_csv(summary: Summary, path: str | os.PathLike) -> Path:
                 rate = r.rate(k)
                 writer.writerow([r.domain, f"sets_{r.group}_{r.mode}_flip_rate_k{k}",
                                  "" if rate is None else repr(rate), r.clips])
+        for row in summary.rankings:
+            writer.writerows([row.domain, f"ranking_{row.ranking}_{name}",
+                              "" if value is None else repr(value), n]
+                             for name, value, n in _ranking_metrics(row))
     os.replace(tmp, path)
     return path
+
+
+def _ranking_metrics(row: RankingRow) -> list[tuple[str, float | None, int]]:
+    """(name, value, n) of one row of the rankings table."""
+    out = []
+    for kind in KINDS:
+        out += [(f"{kind}_size_median", row.size.get(kind), row.found.get(kind, 0)),
+                (f"{kind}_share_median", row.share.get(kind), row.found.get(kind, 0))]
+    return out + [("deletion_area_median", row.deletion_area, row.clips),
+                  ("insertion_area_median", row.insertion_area, row.clips),
+                  ("sufficient_smallest_rate", row.smallest_rate, row.contested)]
 
 
 def write_plots(summary: Summary, folder: str | os.PathLike) -> list[Path]:
