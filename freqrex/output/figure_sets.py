@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from freqrex.output.spectrum_axes import extent, hz, log_frequency
+from freqrex.output.spectrum_axes import extent, hz, log_frequency, spectrogram_db
 
 if TYPE_CHECKING:
     from freqrex.explanation import Explanation, Result
@@ -107,11 +107,8 @@ def _fft_sets(result: Result, ax: Any) -> None:
 
 def _stft_sets(result: Result, ax: Any) -> None:
     shape = result.responsibility.shape
-    magnitude = result.domain.magnitude()
-    db = 20 * np.log10(magnitude / max(float(magnitude.max()), 1e-30) + 1e-9)
     span = extent(result)
-    image = ax.imshow(db, origin="lower", aspect="auto", extent=span, cmap="Greys",
-                      vmin=-90, vmax=0, interpolation="nearest")
+    image = spectrogram_db(ax, result)
     # The same colour bar as the spectrogram above, so the time axes line up.
     ax.figure.colorbar(image, ax=ax, fraction=0.03, label="dB re strongest cell")
     c = result.config

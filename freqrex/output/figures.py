@@ -22,6 +22,7 @@ from freqrex.criterion import KINDS
 from freqrex.output.spectrum_axes import extent as _extent
 from freqrex.output.spectrum_axes import hz as _hz
 from freqrex.output.spectrum_axes import log_frequency as _log_frequency
+from freqrex.output.spectrum_axes import spectrogram_db
 
 if TYPE_CHECKING:
     from freqrex.explanation import Result
@@ -178,11 +179,8 @@ def _stft_responsibility(result: Result, ax: Any) -> None:
 
 def _stft_spectrum(result: Result, ax: Any) -> None:
     resp = result.responsibility
-    magnitude = result.domain.magnitude()
-    db = 20 * np.log10(magnitude / max(float(magnitude.max()), 1e-30) + 1e-9)
     extent = _extent(result)
-    image = ax.imshow(db, origin="lower", aspect="auto", extent=extent, cmap="Greys",
-                      vmin=-90, vmax=0, interpolation="nearest")
+    image = spectrogram_db(ax, result)
     ax.figure.colorbar(image, ax=ax, fraction=0.03, label="dB re strongest cell")
     for kinds, e in sorted(groups(result), key=lambda g: -g[1].size):
         mask = np.zeros(resp.size)
@@ -294,11 +292,8 @@ def plot_attack(attack: AttackResult, result: Result | None = None,
 def _attack_spectrum(attack: AttackResult, result: Result, ax: Any) -> None:
     k = min(max(s.k for s in attack.steps), len(result.ranking))
     removed = getattr(result, "attack_ranking", result.ranking)[:k]
-    magnitude = result.domain.magnitude()
     if result.config.domain == "stft":
-        db = 20 * np.log10(magnitude / max(float(magnitude.max()), 1e-30) + 1e-9)
-        ax.imshow(db, origin="lower", aspect="auto", extent=_extent(result), cmap="Greys",
-                  vmin=-90, vmax=0, interpolation="nearest")
+        spectrogram_db(ax, result)
         rows, frames = np.unravel_index(removed, result.responsibility.shape)
         c = result.config
         ax.scatter(frames * c.hop / result.sample_rate, rows * result.sample_rate / c.n_fft,
@@ -306,6 +301,7 @@ def _attack_spectrum(attack: AttackResult, result: Result, ax: Any) -> None:
         ax.set(xlabel="time (s)", ylabel="frequency (Hz)", title="spectrogram, attacked cells")
     else:
         hz = _hz(result)
+        magnitude = result.domain.magnitude()
         db = 20 * np.log10(magnitude / max(float(magnitude.max()), 1e-30) + 1e-12)
         floor = max(float(np.percentile(db[1:], 1)), -120.0)
         ax.plot(hz, db, lw=0.4, color="0.55", label="spectrum")

@@ -1,5 +1,6 @@
 """Axes shared by the figures: the frequency of each rfft bin, a log-frequency axis that
-starts above DC, and the extent of a spectrogram image (seconds by Hz)."""
+starts above DC, the extent of a spectrogram image (seconds by Hz) and the grey dB
+spectrogram the STFT panels draw their marks over."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 if TYPE_CHECKING:
     from freqrex.explanation import Result
 
-__all__ = ["extent", "hz", "log_frequency"]
+__all__ = ["extent", "hz", "log_frequency", "spectrogram_db"]
 
 _TICKS_HZ = (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
 
@@ -36,3 +37,11 @@ def extent(result: Result) -> tuple[float, float, float, float]:
     """The ``imshow`` extent of an STFT map: frame times by 0 .. Nyquist."""
     c, sr = result.config, result.sample_rate
     return (0, (result.responsibility.shape[1] - 1) * c.hop / sr, 0, sr / 2)
+
+
+def spectrogram_db(ax: Any, result: Result) -> Any:
+    """The clip's STFT magnitude in dB re its strongest cell (-90 .. 0), in grey; the image."""
+    magnitude = result.domain.magnitude()
+    db = 20 * np.log10(magnitude / max(float(magnitude.max()), 1e-30) + 1e-9)
+    return ax.imshow(db, origin="lower", aspect="auto", extent=extent(result), cmap="Greys",
+                     vmin=-90, vmax=0, interpolation="nearest")
