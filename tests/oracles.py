@@ -351,6 +351,14 @@ def band_noise(rng, lo, hi, amplitude, n=N):
     return amplitude * x / np.sqrt(np.mean(x**2))
 
 
+def tone_clip(bins=(410, 1536), amplitudes=(1.0, 0.9)):
+    """Two tones exactly on rfft bins of ``N`` samples: with the default amplitudes the
+    first band (200-600 Hz) beats the second (1000-2000 Hz) by a hair, a close call."""
+    t = np.arange(N)
+    x = sum(a * np.cos(2 * np.pi * b * t / N) for b, a in zip(bins, amplitudes))
+    return (0.3 * x).astype(np.float32)
+
+
 def make_clip(seed=0, amplitudes=(1.0, 0.8, 0.5), n=N):
     """Energy in all three bands, most in ``amplitudes``' largest, plus faint broadband noise."""
     rng = np.random.default_rng(seed)

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 import soundfile as sf
-from oracles import BANDS, SR, band_energy_model, band_noise, make_clip
+from oracles import BANDS, SR, band_energy_model, band_noise, make_clip, tone_clip
 
 import freqrex
 from freqrex import FreqrexError
@@ -28,12 +28,6 @@ FLIP_DB = 20 * math.log10(1 / 0.9)  # 0.9151 dB: the close call's margin
 LOW, MID = "200-600Hz", "1000-2000Hz"
 
 
-def close_call(amplitudes=(1.0, 0.9)):
-    t = np.arange(N)
-    x = sum(a * np.cos(2 * np.pi * b * t / N) for b, a in zip((410, 1536), amplitudes))
-    return (0.3 * x).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def oracle(tmp_path_factory):
     return band_energy_model(tmp_path_factory.mktemp("modes") / "bands.onnx", BANDS)
@@ -41,7 +35,7 @@ def oracle(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def explained(oracle):
-    return freqrex.explain(oracle, close_call(), **FAST)
+    return freqrex.explain(oracle, tone_clip(), **FAST)
 
 
 def top_class(oracle, audio):
@@ -114,13 +108,13 @@ def test_each_fixed_mode_does_what_it_says(oracle, explained):
         assert step.flipped is flips and step.mode == mode, (mode, kw)
         assert (top_class(oracle, step.audio) != 0) is flips
         # the 410 Hz tone is now at ``gain`` of itself (set: level x the largest magnitude)
-        expected = close_call((gain, 0.9))
+        expected = tone_clip(amplitudes=(gain, 0.9))
         np.testing.assert_allclose(step.audio, expected, atol=2e-5)
         assert step.gain == (None if mode == "set" else pytest.approx(gain))
 
 
 def test_modes_run_together_on_one_explanation_and_batch_size_changes_nothing(oracle):
-    x = close_call()
+    x = tone_clip()
     one = attacks(oracle, x, modes=("remove", "gain"), ks=(1, 2), batch_size=3, **FAST)
     two = attacks(oracle, x, modes=("remove", "gain"), ks=(1, 2), batch_size=64, **FAST)
     assert list(one) == ["remove", "gain"]
@@ -148,7 +142,7 @@ def test_bad_mode_settings_say_what_is_wrong():
 
 def test_targeted_gain_puts_the_named_class_on_top_with_the_smallest_boost(oracle, recwarn):
     tol = 0.05
-    res = attacks(oracle, close_call(), to=MID, modes=("gain", "amplify", "remove"),
+    res = attacks(oracle, tone_clip(), to=MID, modes=("gain", "amplify", "remove"),
                   factor=1.05, ks=(1,), gain_tolerance_db=tol, **FAST)
     assert not [w for w in recwarn if "top class" in str(w.message)]  # no degenerate warning
     gain, amplify, remove = (res[m].steps[0] for m in ("gain", "amplify", "remove"))
@@ -165,14 +159,14 @@ def test_targeted_gain_puts_the_named_class_on_top_with_the_smallest_boost(oracl
 
 def test_a_gain_search_without_a_flip_reports_the_closest_try(oracle):
     # the 3000-5000 Hz band is empty: no gain of its (rounding-error) bins puts it on top
-    (step,) = attack(oracle, close_call(), to="3000-5000Hz", mode="gain", ks=(1,), **FAST).steps
+    (step,) = attack(oracle, tone_clip(), to="3000-5000Hz", mode="gain", ks=(1,), **FAST).steps
     assert not step.flipped and step.gain != 1.0
     assert top_class(oracle, step.audio) == step.prediction.class_index != 2
 
 
 def test_an_unknown_target_class_is_an_input_error(oracle):
     with pytest.raises(FreqrexError, match="unknown class"):
-        attack(oracle, close_call(), to="nope", **FAST)
+        attack(oracle, tone_clip(), to="nope", **FAST)
 
 
 # -- touched sets, output ----------------------------------------------------------------------
@@ -194,7 +188,7 @@ def test_attack_command_runs_several_modes_targeted_and_writes_each(oracle, tmp_
     from freqrex.cli import app
 
     clip = tmp_path / "close.wav"
-    sf.write(clip, close_call(), SR, subtype="FLOAT")
+    sf.write(clip, tone_clip(), SR, subtype="FLOAT")
     out = tmp_path / "att"
     args = ["attack", str(clip), "--onnx", str(oracle), "--ks", "1", "--domain", "fft",
             "--iterations", "3", "--search-limit", "300", "--quiet"]
@@ -223,8 +217,8 @@ def test_evaluate_runs_every_mode_and_reports_each(oracle, tmp_path):
 
     data = tmp_path / "data"
     data.mkdir()
-    sf.write(data / "close.wav", close_call(), SR, subtype="FLOAT")
-    sf.write(data / "wide.wav", close_call((1.0, 0.5)), SR, subtype="FLOAT")
+    sf.write(data / "close.wav", tone_clip(), SR, subtype="FLOAT")
+    sf.write(data / "wide.wav", tone_clip(amplitudes=(1.0, 0.5)), SR, subtype="FLOAT")
     db = tmp_path / "r.sqlite"
     run = evaluate(oracle, data, db, workers=0, ks=(1, 5), modes=("remove", "gain"),
                    domains=("fft",), seed=0, iterations=3, search_limit=300)

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-from oracles import BANDS, SR, bad_model, band_energy_model, make_clip
+from oracles import BANDS, SR, bad_model, band_energy_model, make_clip, tone_clip
 from typer.testing import CliRunner
 
 from freqrex.cli import app
@@ -154,11 +154,8 @@ def test_run_with_no_arguments_explains_the_bundled_example(tmp_path):
 
 def test_attack_command_reports_each_k_and_writes_flipping_clips(files, tmp_path):
     d, model, _ = files
-    t = np.arange(16_384)
-    close_call = 0.3 * (np.cos(2 * np.pi * 410 * t / 16_384)
-                        + 0.9 * np.cos(2 * np.pi * 1536 * t / 16_384))
     clip = d / "close.wav"
-    sf.write(clip, close_call.astype(np.float32), SR, subtype="FLOAT")
+    sf.write(clip, tone_clip(), SR, subtype="FLOAT")
     out = tmp_path / "att"
     code, stdout, stderr = invoke("attack", "--onnx", model, clip, "--ks", "1,3",
                                   "--domain", "fft", "--out", out, "--json", "--quiet",
@@ -238,11 +235,8 @@ def test_every_option_has_help_and_says_its_default():
 
 def test_attack_prints_verdicts_and_writes_json_figure_and_report(files, tmp_path):
     d, model, _ = files
-    t = np.arange(16_384)
-    close_call = 0.3 * (np.cos(2 * np.pi * 410 * t / 16_384)
-                        + 0.9 * np.cos(2 * np.pi * 1536 * t / 16_384))
     clip = d / "close2.wav"
-    sf.write(clip, close_call.astype(np.float32), SR, subtype="FLOAT")
+    sf.write(clip, tone_clip(), SR, subtype="FLOAT")
     out = tmp_path / "att"
     code, stdout, stderr = invoke("attack", "--onnx", model, clip, "--ks", "1,3",
                                   "--domain", "fft", "--out", out, "--quiet",

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from oracles import BANDS, SR, band_energy_model, band_noise
+from oracles import BANDS, SR, band_energy_model, band_noise, tone_clip
 
 import freqrex
 from freqrex import FreqrexError
@@ -74,13 +74,6 @@ def test_stft_necessary_removal_flips_and_reconstruction_is_exact(stft_result, s
     whole = domain.keep([np.arange(domain.n_features)])[0]
     np.testing.assert_allclose(whole, stft_result.audio, atol=1e-5)
     np.testing.assert_allclose(e.audio, domain.keep([e.bins])[0], atol=1e-6)
-
-
-def tone_clip(bins=(410, 1536), amplitudes=(1.0, 0.9)):
-    """Two tones exactly on rfft bins: the first band wins by a hair."""
-    t = np.arange(N)
-    x = sum(a * np.cos(2 * np.pi * b * t / N) for b, a in zip(bins, amplitudes))
-    return (0.3 * x).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
