@@ -161,13 +161,7 @@ def smallest_prefix(predicate: Predicate, lo: int, hi: int, *, dense_limit: int 
     first = scan.first_true()
     if first is None:
         return scan.result(None, hi)
-    above, below = first, scan.last_false_before(first)
-    while above - below > 1:
-        inner = np.unique(np.linspace(below, above, probes + 2).round().astype(np.int64))
-        scan.ask(inner[(inner > below) & (inner < above)])
-        above = scan.first_true() or above   # never None once something held
-        below = scan.last_false_before(above)
-    return scan.result(above, hi)
+    return scan.result(_narrow(scan, first, probes, lambda k: 1), hi)
 
 
 def coarse_prefix(predicate: Predicate, lo: int, hi: int, *, tolerance: float,
@@ -192,11 +186,18 @@ def coarse_prefix(predicate: Predicate, lo: int, hi: int, *, tolerance: float,
     above = scan.first_true()
     if above is None:
         return None
+    return _narrow(scan, above, probes, lambda k: max(1, int(tolerance * k)))
+
+
+def _narrow(scan: _Scan, above: int, probes: int, gap: Callable[[int], int]) -> int:
+    """Refine the bracket below the holding ``above`` with ``probes`` evenly spaced probes
+    per batch until the last failing size is within ``gap(above)`` of the first holding
+    one; that first holding size."""
     below = scan.last_false_before(above)
-    while above - below > max(1, int(tolerance * above)):
+    while above - below > gap(above):
         inner = np.unique(np.linspace(below, above, probes + 2).round().astype(np.int64))
         scan.ask(inner[(inner > below) & (inner < above)])
-        above = scan.first_true() or above
+        above = scan.first_true() or above   # never None once something held
         below = scan.last_false_before(above)
     return above
 
