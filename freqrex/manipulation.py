@@ -213,7 +213,9 @@ def attacks(model: Any, audio: Any = None, *, result: Result | None = None,
         if audio is None:
             raise InputError("attack needs the audio or an explanation result")
         result = explain_for_attack(model, audio, config, settings, sample_rate)
-    return {mode: _attack(model, result, settings, mode) for mode in settings.modes}
+    # the proxy's view of the original (its band powers) serves every mode
+    judge = Judge(result.domain.x, result.sample_rate, settings.mask_offset_db)
+    return {mode: _attack(model, result, settings, mode, judge) for mode in settings.modes}
 
 
 def explain_for_attack(model: Model, audio: Any, config: Config, settings: AttackConfig,
@@ -244,7 +246,8 @@ def _split_params(attack_config: AttackConfig,
     return (attack_config.replace(**own) if own else attack_config), params
 
 
-def _attack(model: Model, result: Result, settings: AttackConfig, mode: str) -> AttackResult:
+def _attack(model: Model, result: Result, settings: AttackConfig, mode: str,
+            judge: Judge) -> AttackResult:
     domain, ks, x = result.domain, list(settings.ks), result.domain.x
     ranking = result.attack_ranking
     counts = np.minimum(ks, len(ranking))
@@ -283,7 +286,6 @@ def _attack(model: Model, result: Result, settings: AttackConfig, mode: str) -> 
             assert gain is not None
             gains, waves = [gain] * len(ks), np.stack([changed(x, top, gain) for top in tops])
         probs = score(waves)
-    judge = Judge(x, result.sample_rate, settings.mask_offset_db)
     necessary = result.necessary.size if result.necessary.found else 0
     steps = []
     for k, count, wave, p, g, n in zip(ks, counts, waves, probs, gains, evaluations):
