@@ -161,12 +161,14 @@ class Config(_Checked):
         None, "Class to explain: label or index (default: the model's top class).",
         parse=parse_target, metavar="CLASS")
     domain: str = param("fft", "Feature space: fft (rfft bins) or stft (time-frequency cells).")
-    iterations: int = param(10, "Independent responsibility searches, each with fresh cuts.")
+    iterations: int = param(
+        30, "Independent responsibility searches, each with fresh cuts and an equal share "
+        "of search_limit (most runs stop earlier: stable_rounds).")
     max_depth: int = param(12, "How many times a box may be split below the root.")
     min_box_size: int = param(1, "Smallest box a split may produce, in bins.")
     search_limit: int = param(3000, "Mutants the responsibility search may evaluate.")
     stable_rounds: int = param(
-        2, "Stop the search after this many iterations in a row that did not shrink the "
+        1, "Stop the search after this many iterations in a row that did not shrink the "
         "smallest sufficient prefix; 0 always runs every iteration.")
     stability: float = param(
         0.9, "An iteration shrinks the sufficient prefix when it is below this share of the "
@@ -219,6 +221,8 @@ class Config(_Checked):
         _choice(self, "output_activation", ACTIVATIONS)
         _choice(self, "search", SEARCHES)
         _unit_interval(self, "confidence_filter", closed=True)
+        if not (isinstance(self.stability, (int, float)) and 0.0 < self.stability <= 1.0):
+            raise InputError(f"stability must be in (0, 1], got {self.stability!r}")
         _unit_interval(self, "complete_tolerance", closed=False)
         _unit_interval(self, "max_overlap", closed=False)
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:

@@ -97,6 +97,7 @@ class RunStats:
     stopped: str = ""         # why the search stopped: "stable" or "iterations"
     used_iterations: int = 0  # iterations in the map (the last improving one, when stable)
     # per iteration, the sufficient prefix to within the stability margin (coarse_prefix)
+    # if it improved on the best before it, else None
     sizes: list[int | None] = field(default_factory=list)
     reused: int = 0           # mutants asked for again and answered without the model
 

@@ -22,6 +22,7 @@ Every batch is a fixed list of mutants, so nothing depends on ``batch_size``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -84,7 +85,12 @@ class Prefixes:
 
     def holds(self, kind: str, ks: np.ndarray) -> np.ndarray:
         """The predicate of ``kind`` for each prefix size in ``ks``."""
-        kept, removed = self.outputs(ks, removal=kind == "necessary")
+        if kind == "necessary":
+            ks = np.asarray(ks, dtype=np.int64)
+            keys = self.mutants.prefix_keys(self.ranking, ks.tolist())
+            return self.mutants.necessary(
+                keys, lambda rows: self.domain.keep_top(self.ranking, ks[rows]))
+        kept, removed = self.outputs(ks)
         return self.criterion.holds(kind, kept, removed)
 
     def predicate(self, kind: str) -> Predicate:
@@ -298,10 +304,13 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
         nonlocal spent
         before = mutants.evaluated
         keys = [mutants.key(s) for s in sets]
-        kept, removed = mutants.ask(keys, lambda rows: domain.keep([sets[i] for i in rows]),
-                                    removal=per_set == 2)
+        build = lambda rows: domain.keep([sets[i] for i in rows])  # noqa: E731
+        if kind == "necessary":
+            ok = mutants.necessary(keys, build)
+        else:
+            ok = criterion.holds(kind, mutants.ask(keys, build)[0])
         spent += mutants.evaluated - before
-        return criterion.holds(kind, kept, removed)
+        return ok
 
     current = np.asarray(bins, dtype=np.int64)
     g = 2
@@ -364,11 +373,12 @@ class SufficientWatch:
     Called with the responsibility map after each iteration, it ranks the features and
     finds the smallest sufficient prefix to within half the stability margin
     (:func:`coarse_prefix`, through the shared mutants, so prefixes that an
-    earlier ranking shares cost nothing). An iteration *improves* the answer when that
-    prefix is smaller than ``config.stability`` times the best one before it (or when it
-    is the first found). After ``config.stable_rounds`` iterations in a row without an
-    improvement, the search may stop: the ranking is good for what it is used for, and
-    ``best_map`` (the map after the last improving iteration) is the one to use.
+    earlier ranking shares cost nothing) among the sizes below ``config.stability``
+    times the best one before it (all sizes until one is found): an iteration *improves*
+    the answer when one of those holds; ``sizes`` records it, or None when none did.
+    After ``config.stable_rounds`` iterations in a row without an improvement, the search
+    may stop: the ranking is good for what it is used for, and ``best_map`` (the map
+    after the last improving iteration) is the one to use.
     """
 
     def __init__(self, domain: Domain, criterion: Criterion, config: Config,
@@ -385,11 +395,14 @@ class SufficientWatch:
         ranking = rank_bins(responsibility, self.domain.magnitude(), self.domain.candidates())
         prefixes = Prefixes(self.domain, self.criterion, ranking, self.mutants)
         # Within half the stability margin is enough to judge an improvement; the exact
-        # search runs once, on the final ranking (and reuses these probes).
-        k = coarse_prefix(prefixes.predicate("sufficient"), 1, len(ranking),
+        # search runs once, on the final ranking (and reuses these probes). Only sizes
+        # that would improve on the best are searched: a calm iteration costs one batch.
+        bar = len(ranking) if self.best is None else math.ceil(
+            self.config.stability * self.best) - 1
+        k = coarse_prefix(prefixes.predicate("sufficient"), 1, bar,
                           tolerance=(1.0 - self.config.stability) / 2)
         self.sizes.append(k)
-        improved = k is not None and (self.best is None or k < self.config.stability * self.best)
+        improved = k is not None
         if improved:
             self.best, self.best_map = k, responsibility.copy()
             self.best_iteration = len(self.sizes)

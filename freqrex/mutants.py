@@ -16,7 +16,10 @@ seed of their own: keys decide only what is evaluated again, never a result.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 
@@ -28,6 +31,8 @@ Key = tuple[int, int, int]
 EMPTY: Key = (0, 0, 0)
 _WRAP = 1 << 64
 _KEY_SEED = 0x6672_6571  # "freq": the keys' own stream, apart from every search seed
+J = TypeVar("J")
+B = TypeVar("B")
 
 
 def join(a: Key, b: Key) -> Key:
@@ -144,17 +149,22 @@ class Mutants:
 
     def lookup(self, keys: Sequence[Key], removal: bool = False) -> np.ndarray:
         """Known probabilities, ``[len(keys), C]``."""
-        table = self._removed if removal else self._kept
         self.asked += len(keys)
+        return self._get(keys, removal)
+
+    def _get(self, keys: Sequence[Key], removal: bool = False) -> np.ndarray:
+        table = self._removed if removal else self._kept
         return np.array([table[k] for k in keys])
 
-    def rows_per_call(self) -> int:
+    def rows_per_call(self, overlap: bool = False) -> int:
         """Mutants synthesised at a time: what the model's memory budget allows for a
-        waveform plus freqrex's own rows (the float32 mutant and its removal), else all."""
+        waveform plus freqrex's own rows (the float32 mutant and its removal; with
+        ``overlap``, those of the next piece too), else all."""
         per_batch = getattr(self.criterion.model, "waveforms_per_batch", None)
         if per_batch is None:
             return 1 << 30
-        return int(per_batch(self.domain.n, extra_bytes_per_waveform=8 * self.domain.n))
+        extra = (16 if overlap else 8) * self.domain.n
+        return int(per_batch(self.domain.n, extra_bytes_per_waveform=extra))
 
     def ask(self, keys: Sequence[Key], build: Callable[[list[int]], np.ndarray],
             removal: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
@@ -165,30 +175,115 @@ class Mutants:
         budget, so memory stays bounded whatever the clip length; the pieces change how
         the work is batched, never which mutants are evaluated.
         """
-        need_kept = set(self.missing(keys))
-        need_removed = set(self.missing(keys, removal=True)) if removal else set()
-        union = sorted(need_kept | need_removed)
-        step = self.rows_per_call() // (2 if need_removed else 1)
-        for start, stop in pieces(len(union), step):
-            self._evaluate(keys, union[start:stop], build, need_kept, need_removed)
+        self._fill(keys, build, self.missing(keys),
+                   self.missing(keys, removal=True) if removal else [])
         kept = self.lookup(keys)
         return kept, (self.lookup(keys, removal=True) if removal else None)
 
-    def _evaluate(self, keys: Sequence[Key], rows: list[int],
-                  build: Callable[[list[int]], np.ndarray], need_kept: set[int],
-                  need_removed: set[int]) -> None:
+    def necessary(self, keys: Sequence[Key],
+                  build: Callable[[list[int]], np.ndarray]) -> np.ndarray:
+        """The necessary predicate per key, asking the model only what decides it.
+
+        A set whose kept mutant is known to fail, or whose removal leaves the decision as
+        it was, is not necessary whatever the other half says: the clip without the set
+        is evaluated first, the kept set only where the removal broke the decision. The
+        answers are those of ``criterion.holds("necessary", *ask(keys, build, True))``.
+        """
+        criterion = self.criterion
+        self.asked += 2 * len(keys)
+        known = [i for i, key in enumerate(keys) if key in self._kept]
+        failed = set(np.asarray(known)[~criterion.passes(self._get([keys[i] for i in known]))]
+                     .tolist()) if known else set()
+        open_ = [i for i in range(len(keys)) if i not in failed]
+        out = np.zeros(len(keys), dtype=bool)
+        if not open_:
+            return out
+        removed = [keys[i] for i in open_]
+        self._fill(removed, lambda rows: build([open_[r] for r in rows]),
+                   [], self.missing(removed, removal=True))
+        breaks = criterion.removal_breaks(self._get(removed, removal=True))
+        rest = [i for i, ok in zip(open_, breaks) if ok]
+        if rest:
+            kept = [keys[i] for i in rest]
+            self._fill(kept, lambda rows: build([rest[r] for r in rows]), self.missing(kept),
+                       [])
+            out[rest] = criterion.passes(self._get(kept))
+        return out
+
+    def _fill(self, keys: Sequence[Key], build: Callable[[list[int]], np.ndarray],
+              need_kept: list[int], need_removed: list[int]) -> None:
+        """Evaluate the kept mutants of ``need_kept`` and the removals of ``need_removed``
+        (indices into ``keys``), in pieces the memory budget allows.
+
+        The next piece is synthesised while the model scores the current one (see
+        :func:`overlapped`), so two pieces are alive at once: the budget counts both.
+        """
+        union = sorted(set(need_kept) | set(need_removed))
+        kept, removed = set(need_kept), set(need_removed)
+        step = self.rows_per_call(overlap=True) // (2 if removed else 1)
+        jobs = [union[start:stop] for start, stop in pieces(len(union), step)]
+        overlapped(jobs, lambda rows: self._batch(rows, build, kept, removed),
+                   lambda rows, batch: self._score(keys, rows, batch, kept, removed))
+
+    def _batch(self, rows: list[int], build: Callable[[list[int]], np.ndarray],
+               need_kept: set[int], need_removed: set[int]) -> np.ndarray:
+        """The model batch of a piece: the kept waveforms asked for, then the removals."""
         waves = build(rows)
         kept = [j for j, i in enumerate(rows) if i in need_kept]
         removed = [j for j, i in enumerate(rows) if i in need_removed]
-        batch = waves
-        if removed or len(kept) < len(rows):
-            # one model batch, filled in place: no copy of the piece beyond the batch itself
-            batch = np.empty((len(kept) + len(removed), waves.shape[1]), dtype=np.float32)
-            np.take(waves, kept, axis=0, out=batch[:len(kept)])
-            for row, j in enumerate(removed, start=len(kept)):
-                self.domain.remove(waves[j:j + 1], out=batch[row:row + 1])
-            del waves  # only the batch lives on through the model call
+        if not removed and len(kept) == len(rows):
+            return waves
+        # one model batch, filled in place: no copy of the piece beyond the batch itself
+        batch = np.empty((len(kept) + len(removed), waves.shape[1]), dtype=np.float32)
+        np.take(waves, kept, axis=0, out=batch[:len(kept)])
+        for row, j in enumerate(removed, start=len(kept)):
+            self.domain.remove(waves[j:j + 1], out=batch[row:row + 1])
+        return batch
+
+    def _score(self, keys: Sequence[Key], rows: list[int], batch: np.ndarray,
+               need_kept: set[int], need_removed: set[int]) -> None:
+        kept = [keys[i] for i in rows if i in need_kept]
+        removed = [keys[i] for i in rows if i in need_removed]
         probs = self.criterion.probabilities(batch)
         self.evaluated += len(kept) + len(removed)
-        self.store([keys[rows[j]] for j in kept], probs[:len(kept)])
-        self.store([keys[rows[j]] for j in removed], probs[len(kept):], removal=True)
+        self.store(kept, probs[:len(kept)])
+        self.store(removed, probs[len(kept):], removal=True)
+
+
+_builder: ThreadPoolExecutor | None = None
+_builder_lock = threading.Lock()
+
+
+def overlapped(jobs: Sequence[J], build: Callable[[J], B],
+               consume: Callable[[J, B], None]) -> None:
+    """``consume(job, build(job))`` for every job in order, each next job being built in a
+    second thread while the current one is consumed.
+
+    Synthesis (inverse FFTs, Numba kernels) and ONNX Runtime both release the GIL, so a
+    mutant batch is made while the model scores the one before it instead of after it.
+    Each job's result is the same whichever thread builds it; one job is built inline.
+    """
+    if len(jobs) < 2:
+        for job in jobs:
+            consume(job, build(job))
+        return
+    builder = _builder_thread()
+    pending: Future[B] | None = builder.submit(build, jobs[0])
+    try:
+        for i, job in enumerate(jobs):
+            assert pending is not None
+            made = pending.result()
+            pending = builder.submit(build, jobs[i + 1]) if i + 1 < len(jobs) else None
+            consume(job, made)
+            del made   # at most two jobs' results alive: this one is done with
+    finally:
+        if pending is not None and not pending.cancel():
+            pending.exception()   # a build still running finishes before we leave
+
+
+def _builder_thread() -> ThreadPoolExecutor:
+    global _builder
+    with _builder_lock:
+        if _builder is None:
+            _builder = ThreadPoolExecutor(1, thread_name_prefix="freqrex-synth")
+        return _builder

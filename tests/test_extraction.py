@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from freqrex.config import Config
 from freqrex.criterion import Criterion
 from freqrex.domains import FFTDomain
 from freqrex.extraction import Prefixes, coarse_prefix, extract, smallest_prefix
+from freqrex.mutants import Mutants, overlapped
 
 DENSE = 64
 
@@ -223,3 +225,64 @@ def test_extraction_spends_no_mutants_it_has_seen():
         assert not e.minimal and "minimal_budget" in e.minimal_note and len(e.bins) == e.k
     # prefix searches share their outputs: no more mutants than distinct prefixes + checks
     assert sum(counted) <= 3 * (DENSE + 40) + 4
+
+
+@pytest.mark.parametrize("rule", ["class", "confidence"])
+def test_the_necessary_predicate_asks_the_model_only_what_decides_it(rule):
+    """``Mutants.necessary`` gives the predicate's answers from both halves, evaluated on
+    their own, with fewer waveforms: a set whose removal keeps the decision is never
+    scored with the set kept."""
+    domain = FFTDomain(make_clip(3, n=4096), SR)
+    base = _oracle_criterion(domain)
+    criterion = Criterion(base.model, 0, base.original_confidence, 0.5, necessary_rule=rule)
+    ranking = np.argsort(-domain.magnitude())
+    ks = np.unique(np.geomspace(1, len(ranking), 40).astype(np.int64))
+    both = Mutants(domain, criterion)
+    keys = both.prefix_keys(ranking, ks.tolist())
+    kept, removed = both.ask(keys, lambda rows: domain.keep_top(ranking, ks[rows]),
+                             removal=True)
+    expected = criterion.holds("necessary", kept, removed)
+    assert expected.any() and not expected.all()   # both answers occur
+    lazy = Mutants(domain, criterion)
+    got = lazy.necessary(lazy.prefix_keys(ranking, ks.tolist()),
+                         lambda rows: domain.keep_top(ranking, ks[rows]))
+    assert got.tolist() == expected.tolist()
+    assert lazy.evaluated < both.evaluated == 2 * len(ks)
+    # asked again: everything is known
+    before = lazy.evaluated
+    again = lazy.necessary(keys, lambda rows: domain.keep_top(ranking, ks[rows]))
+    assert again.tolist() == expected.tolist() and lazy.evaluated == before
+
+
+def test_overlapped_consumes_in_order_what_a_plain_loop_would():
+    jobs = list(range(7))
+    seen = []
+    overlapped(jobs, lambda j: np.full(3, j), lambda j, made: seen.append((j, made.tolist())))
+    assert seen == [(j, [j] * 3) for j in jobs]
+
+
+def test_overlapped_raises_the_first_failure_and_leaves_nothing_running():
+    built = []
+
+    def build(j):
+        built.append(j)
+        if j == 3:
+            raise ValueError("bad build")
+        return j
+
+    with pytest.raises(ValueError, match="bad build"):
+        overlapped(list(range(6)), build, lambda j, made: None)
+    assert built == [0, 1, 2, 3]
+
+    def consume(j, made):
+        if j == 1:
+            raise RuntimeError("bad model")
+
+    built.clear()
+    with pytest.raises(RuntimeError, match="bad model"):
+        overlapped(list(range(6)), build, consume)
+    # the build in flight (if it had started) finished; no later one started
+    assert built in ([0, 1], [0, 1, 2])
+    settled = list(built)
+    time.sleep(0.05)
+    assert built == settled
