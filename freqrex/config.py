@@ -110,10 +110,10 @@ class Config(_Checked):
         Model evaluations (mutants) the responsibility search may spend over all iterations.
     stable_rounds, stability : int, float
         Adaptive stop: after each iteration the smallest sufficient prefix of the ranking
-        so far is found; an iteration improves the answer when that prefix is smaller than
-        ``stability`` times the best before it. After ``stable_rounds`` iterations in a row
-        without an improvement the search stops (``stable_rounds=0``: every iteration
-        runs, the fixed budget).
+        so far is looked for among the sizes below ``stability`` times the best before it;
+        an iteration improves the answer when one holds. After ``stable_rounds``
+        iterations in a row without an improvement the search stops (``stable_rounds=0``:
+        every iteration runs, the fixed budget).
     confidence_filter : float
         A mutant passes when its class is the target and its target probability is at least
         ``confidence_filter`` times the original's.
@@ -162,13 +162,13 @@ class Config(_Checked):
         parse=parse_target, metavar="CLASS")
     domain: str = param("fft", "Feature space: fft (rfft bins) or stft (time-frequency cells).")
     iterations: int = param(
-        30, "Independent responsibility searches, each with fresh cuts and an equal share "
-        "of search_limit (most runs stop earlier: stable_rounds).")
+        10, "Independent responsibility searches, each with fresh cuts and an equal share "
+        "of search_limit (the search may stop earlier: stable_rounds).")
     max_depth: int = param(12, "How many times a box may be split below the root.")
     min_box_size: int = param(1, "Smallest box a split may produce, in bins.")
     search_limit: int = param(3000, "Mutants the responsibility search may evaluate.")
     stable_rounds: int = param(
-        1, "Stop the search after this many iterations in a row that did not shrink the "
+        2, "Stop the search after this many iterations in a row that did not shrink the "
         "smallest sufficient prefix; 0 always runs every iteration.")
     stability: float = param(
         0.9, "An iteration shrinks the sufficient prefix when it is below this share of the "

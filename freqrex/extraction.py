@@ -31,7 +31,7 @@ import numpy as np
 from freqrex.config import Config
 from freqrex.criterion import KINDS, Criterion
 from freqrex.domains import Domain
-from freqrex.mutants import Mutants
+from freqrex.mutants import Mutants, minus
 
 Predicate = Callable[[np.ndarray], np.ndarray]
 PROBES = 32
@@ -300,11 +300,14 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
     mutants = mutants or Mutants(domain, criterion)
     spent = 0
 
-    def holds(sets: list[np.ndarray]) -> np.ndarray:
+    def holds(drops: list[np.ndarray]) -> np.ndarray:
+        """The predicate on ``current`` without each of ``drops`` (positions in it)."""
         nonlocal spent
         before = mutants.evaluated
-        keys = [mutants.key(s) for s in sets]
-        build = lambda rows: domain.keep([sets[i] for i in rows])  # noqa: E731
+        whole = mutants.key(current)   # a part's name is the whole's less the dropped
+        keys = [minus(whole, mutants.key(current[d])) for d in drops]
+        build = lambda rows: domain.keep(  # noqa: E731
+            [np.delete(current, drops[i]) for i in rows])
         if kind == "necessary":
             ok = mutants.necessary(keys, build)
         else:
@@ -322,7 +325,7 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
             return current, False, (f"not shrunk to a minimal set: a round over its "
                                     f"{len(current)} features needs up to {need} mutants, "
                                     f"{budget - spent} of minimal_budget were left"), spent
-        ok = holds([np.delete(current, c) for c in chunks])
+        ok = holds(chunks)
         passing = [c for c, o in zip(chunks, ok) if o][::-1]   # least responsible first
         if not passing:
             if g == len(current):
@@ -332,7 +335,7 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
         unions = [np.concatenate(passing[:j]) for j in _halvings(len(passing))]
         chosen = passing[0]
         if unions and spent + per_set * len(unions) <= budget:
-            ok = holds([np.delete(current, u) for u in unions])
+            ok = holds(unions)
             chosen = next((u for u, o in zip(unions, ok) if o), chosen)
         current = np.delete(current, chosen)
     return current, True, "", spent
@@ -376,9 +379,9 @@ class SufficientWatch:
     earlier ranking shares cost nothing) among the sizes below ``config.stability``
     times the best one before it (all sizes until one is found): an iteration *improves*
     the answer when one of those holds; ``sizes`` records it, or None when none did.
-    After ``config.stable_rounds`` iterations in a row without an improvement, the search
-    may stop: the ranking is good for what it is used for, and ``best_map`` (the map
-    after the last improving iteration) is the one to use.
+    After ``config.stable_rounds`` iterations in a row without an improvement, the
+    search may stop: the ranking is good for what it is used for, and ``best_map`` (the
+    map after the last improving iteration) is the one to use.
     """
 
     def __init__(self, domain: Domain, criterion: Criterion, config: Config,

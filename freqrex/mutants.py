@@ -40,6 +40,11 @@ def join(a: Key, b: Key) -> Key:
     return a[0] + b[0], (a[1] + b[1]) % _WRAP, (a[2] + b[2]) % _WRAP
 
 
+def minus(whole: Key, part: Key) -> Key:
+    """The name of a set without one of its subsets."""
+    return whole[0] - part[0], (whole[1] - part[1]) % _WRAP, (whole[2] - part[2]) % _WRAP
+
+
 def pieces(total: int, step: int) -> list[tuple[int, int]]:
     """``(start, stop)`` of consecutive pieces of ``total`` rows, at most ``step`` each.
 

@@ -25,7 +25,7 @@ from freqrex.config import Config
 from freqrex.criterion import Criterion
 from freqrex.domains import FFTDomain
 from freqrex.extraction import Prefixes, coarse_prefix, extract, smallest_prefix
-from freqrex.mutants import Mutants, overlapped
+from freqrex.mutants import Mutants, minus, overlapped
 
 DENSE = 64
 
@@ -286,3 +286,14 @@ def test_overlapped_raises_the_first_failure_and_leaves_nothing_running():
     settled = list(built)
     time.sleep(0.05)
     assert built == settled
+
+
+def test_the_name_of_a_set_less_a_subset_is_the_name_of_what_is_left():
+    domain = FFTDomain(make_clip(1, n=4096), SR)
+    names = Mutants(domain, _oracle_criterion(domain))
+    rng = np.random.default_rng(0)
+    whole = rng.permutation(domain.n_features)[:900]
+    for size in (0, 1, 17, 900):
+        part = rng.choice(len(whole), size=size, replace=False)
+        assert minus(names.key(whole), names.key(whole[part])) == names.key(
+            np.delete(whole, part))
