@@ -31,6 +31,9 @@ Key = tuple[int, int, int]
 EMPTY: Key = (0, 0, 0)
 _WRAP = 1 << 64
 _KEY_SEED = 0x6672_6571  # "freq": the keys' own stream, apart from every search seed
+OVERLAP_SAMPLES = 1 << 16
+"""Clips this long or longer synthesise the next batch while the model scores one (below,
+synthesis is cheaper than the hand-over between threads)."""
 J = TypeVar("J")
 B = TypeVar("B")
 
@@ -220,15 +223,24 @@ class Mutants:
         """Evaluate the kept mutants of ``need_kept`` and the removals of ``need_removed``
         (indices into ``keys``), in pieces the memory budget allows.
 
-        The next piece is synthesised while the model scores the current one (see
+        On clips of ``OVERLAP_SAMPLES`` or more the work is cut into two pieces at least
+        and the next piece is synthesised while the model scores the current one (see
         :func:`overlapped`), so two pieces are alive at once: the budget counts both.
         """
         union = sorted(set(need_kept) | set(need_removed))
         kept, removed = set(need_kept), set(need_removed)
-        step = self.rows_per_call(overlap=True) // (2 if removed else 1)
+        overlap = self.domain.n >= OVERLAP_SAMPLES
+        step = self.rows_per_call(overlap=overlap) // (2 if removed else 1)
+        if overlap and len(union) >= 4:
+            step = min(step, (len(union) + 1) // 2)   # two jobs at least: one hides the other
         jobs = [union[start:stop] for start, stop in pieces(len(union), step)]
-        overlapped(jobs, lambda rows: self._batch(rows, build, kept, removed),
-                   lambda rows, batch: self._score(keys, rows, batch, kept, removed))
+        make = lambda rows: self._batch(rows, build, kept, removed)  # noqa: E731
+        score = lambda rows, batch: self._score(keys, rows, batch, kept, removed)  # noqa: E731
+        if overlap:
+            overlapped(jobs, make, score)
+        else:
+            for rows in jobs:
+                score(rows, make(rows))
 
     def _batch(self, rows: list[int], build: Callable[[list[int]], np.ndarray],
                need_kept: set[int], need_removed: set[int]) -> np.ndarray:

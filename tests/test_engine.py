@@ -68,3 +68,36 @@ def test_an_evaluation_worker_keeps_one_explainer_for_all_its_clips(tmp_path):
         assert record.status == "ok", record.error
         seen.append(task.explainer_for(job, model))
     assert seen[0] is seen[1] and seen[0].model is model and len(task._EXPLAINERS) == 1
+
+
+def test_synthesis_overlapped_with_the_model_changes_no_result(monkeypatch):
+    """Long clips build the next mutant batch in a second thread while the model scores
+    one: the result is bit for bit the one of the plain loop, and the overlap ran."""
+    from freqrex import mutants
+    from freqrex.audio import load_audio
+    from freqrex.examples import reference_model
+
+    x, rate = load_audio(reference_model().parent / "examples" / "long_30s.flac", 16000)
+    clip = np.ascontiguousarray(x[:5 * rate])
+    assert clip.shape[0] >= mutants.OVERLAP_SAMPLES
+    params = dict(sample_rate=rate, seed=2, iterations=2, search_limit=200, minimal_budget=120)
+    jobs = []
+    plain = mutants.overlapped
+
+    def counted(items, build, consume):
+        jobs.append(len(items))
+        plain(items, build, consume)
+
+    monkeypatch.setattr(mutants, "overlapped", counted)
+    overlapped = freqrex.explain(reference_model(), clip, **params)
+    assert max(jobs) >= 2
+    monkeypatch.setattr(mutants, "OVERLAP_SAMPLES", clip.shape[0] + 1)
+    jobs.clear()
+    serial = freqrex.explain(reference_model(), clip, **params)
+    assert not jobs
+    assert overlapped.responsibility.tobytes() == serial.responsibility.tobytes()
+    for kind, e in serial.explanations.items():
+        o = overlapped.explanations[kind]
+        assert o.bins.tolist() == e.bins.tolist(), kind
+        assert o.prediction == e.prediction, kind
+    assert overlapped.stats.mutants == serial.stats.mutants
