@@ -4,8 +4,9 @@ Features are ranked by responsibility (ties: larger magnitude first) and ``top(k
 first ``k``. For each kind (predicates in :mod:`freqrex.criterion`):
 
 1. **Smallest prefix** (:func:`smallest_prefix`). The predicates are not monotone in
-   ``k``, so the first batch tests *every* ``k`` from the start up to ``dense_limit``
-   features beyond it, plus geometric steps to the end. If one of the dense ``k`` holds,
+   ``k``, so the first batch tests *every* ``k`` from the start up to ``dense_limit`` (a
+   small set is where a local boundary would overstate the answer most), plus geometric
+   steps from there to the end. If one of the dense ``k`` holds,
    the first that does is the answer and it is *proven* smallest. Otherwise the first
    holding step brackets the answer, ``PROBES`` evenly spaced probes per batch narrow the
    bracket, and the last bracket is scanned whole. Guarantee: the reported ``k`` holds,
@@ -140,7 +141,8 @@ def smallest_prefix(predicate: Predicate, lo: int, hi: int, *, dense_limit: int 
     lo, hi : int
         The range searched.
     dense_limit : int
-        ``k = lo .. lo + dense_limit - 1`` are all tested in the first batch.
+        ``k = lo .. dense_limit`` are all tested in the first batch (none when ``lo`` is
+        beyond it: the geometric steps then start at ``lo``).
     probes : int
         Probes per refinement batch.
 
@@ -161,7 +163,7 @@ def smallest_prefix(predicate: Predicate, lo: int, hi: int, *, dense_limit: int 
     scan = _Scan(predicate, lo)
     if hi < lo:
         return None, True
-    dense_end = min(hi, lo + dense_limit - 1)
+    dense_end = min(hi, max(lo - 1, dense_limit))
     steps = dense_end + (1 << np.arange(int(np.log2(max(hi - dense_end, 1))) + 2))
     scan.ask(np.concatenate([np.arange(lo, dense_end + 1), steps[steps < hi], [hi]]))
     first = scan.first_true()

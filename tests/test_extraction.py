@@ -45,7 +45,8 @@ def check_promise(table: np.ndarray, lo: int, hi: int) -> None:
 
     k, proven = smallest_prefix(predicate, lo, hi, dense_limit=DENSE)
     exact = first_true(table[:hi + 1], lo)
-    if exact is not None and exact < lo + DENSE:
+    dense_end = max(lo - 1, DENSE)   # every k from lo up to here is tested first
+    if exact is not None and exact <= dense_end:
         assert (k, proven) == (exact, True)
     if k is None:
         assert exact is None or not proven
@@ -55,8 +56,8 @@ def check_promise(table: np.ndarray, lo: int, hi: int) -> None:
     assert proven == (k == exact) or not proven          # proven means exact
     if proven:
         assert k == exact
-    later = table[lo + DENSE:hi + 1]
-    if exact >= lo + DENSE and np.all(np.diff(later.astype(int)) >= 0):
+    later = table[dense_end + 1:hi + 1]
+    if exact > dense_end and np.all(np.diff(later.astype(int)) >= 0):
         assert k == exact                                  # monotone beyond the dense range
     assert len(calls) <= 2 + int(np.log(max(hi - lo, 2)) / np.log(17)) + 2
 

@@ -94,7 +94,7 @@ def test_smallest_prefix_finds_the_threshold_of_a_monotone_predicate(lo, width, 
     # proven exactly when every smaller k was asked; always within the dense range
     end = found if found is not None else hi + 1
     assert proven == (set(range(lo, end)) <= pred.asked)
-    if threshold < lo + 64 or width < 64:
+    if threshold <= 64 or hi <= 64:
         assert proven
     # O(log n) rounds: one dense and geometric round, then a factor ~probes per round
     assert pred.rounds <= 2 + np.ceil(np.log(max(width, 2)) / np.log(probes / 2 + 1)) + 1
