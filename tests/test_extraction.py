@@ -298,3 +298,26 @@ def test_the_name_of_a_set_less_a_subset_is_the_name_of_what_is_left():
         part = rng.choice(len(whole), size=size, replace=False)
         assert minus(names.key(whole), names.key(whole[part])) == names.key(
             np.delete(whole, part))
+
+
+def test_the_adaptive_stop_keeps_the_map_of_its_last_improving_iteration():
+    """With ``stable_rounds`` the search stops once that many iterations in a row found no
+    smaller sufficient prefix, says so in the JSON, and keeps the map of the iterations up
+    to the last improving one: bit for bit the map of a fixed search of that many."""
+    from freqrex.examples import example_clips, reference_model
+
+    clip = next(p for p in example_clips() if p.name == "guitar.wav")
+    model = freqrex.OnnxModel(reference_model())
+    adaptive = freqrex.explain(model, clip, seed=0, iterations=10, search_limit=3000,
+                               stable_rounds=2, minimal_budget=50)
+    search = adaptive.stats.to_dict()["search"]
+    assert search["stopped"] == "stable" and search["iterations"] < 10
+    used, sizes = search["used_iterations"], search["sufficient_prefix_sizes"]
+    assert len(sizes) == search["iterations"] and sizes[used - 1] is not None
+    assert all(k is None for k in sizes[used:]) and len(sizes) - used == 2
+    improved = [k for k in sizes if k is not None]
+    assert improved == sorted(improved, reverse=True)   # each one below the one before
+    replay = freqrex.explain(model, clip, seed=0, iterations=used, search_limit=300 * used,
+                             minimal_budget=50)
+    assert replay.stats.stopped == "iterations"
+    assert replay.responsibility.tobytes() == adaptive.responsibility.tobytes()
