@@ -365,3 +365,36 @@ def make_clip(seed=0, amplitudes=(1.0, 0.8, 0.5), n=N):
     x = sum(band_noise(rng, lo, hi, a, n) for (lo, hi), a in zip(BANDS, amplitudes))
     x = x + 0.01 * rng.standard_normal(n)
     return (0.2 * x).astype(np.float32)
+
+
+# ----------------------------------------------------------------- evaluate's data set
+
+EVALUATE_FAST = {"iterations": 2, "search_limit": 150, "seed": 1}
+"""A small search for the data-set tests: enough to explain the band oracle's clips."""
+EVALUATE_N = 8192   # samples per data-set clip
+# Per clip: amplitudes of the three bands. Close pairs make the 1- to 5-bin attacks flip.
+AMPLITUDES = [(1.0, 0.8, 0.5), (0.5, 1.0, 0.995), (0.3, 0.5, 1.0), (1.0, 0.995, 0.4),
+              (0.5, 1.0, 0.9), (1.0, 0.2, 0.99), (0.9, 1.0, 0.1), (0.4, 0.3, 1.0)]
+
+
+def write_clips(folder: Path, indices) -> Path:
+    """Clips ``clip<i>.wav`` of the band oracle (``AMPLITUDES[i]``) in two subfolders."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in indices:
+        sub = folder / ("a" if i % 2 else "b")
+        sub.mkdir(exist_ok=True)
+        clip = make_clip(seed=i, amplitudes=AMPLITUDES[i], n=EVALUATE_N)
+        sf.write(sub / f"clip{i}.wav", clip, SR, subtype="FLOAT")
+    return folder
+
+
+def invoke_cli(*args) -> tuple[int, str, str]:
+    """``freqrex ARGS`` in process: exit code, stdout, stderr."""
+    from typer.testing import CliRunner
+
+    from freqrex.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr

@@ -16,11 +16,19 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-from oracles import BANDS, SR, band_energy_model, make_clip
-from typer.testing import CliRunner
+from oracles import (
+    AMPLITUDES,
+    BANDS,
+    EVALUATE_FAST,
+    EVALUATE_N,
+    SR,
+    band_energy_model,
+    invoke_cli,
+    make_clip,
+    write_clips,
+)
 
 from freqrex import FreqrexError
-from freqrex.cli import app
 from freqrex.config import AttackConfig, ModelConfig
 from freqrex.criterion import KINDS
 from freqrex.errors import InputError, OutputError
@@ -40,12 +48,10 @@ from freqrex.evaluation import (
 from freqrex.evaluation.store import ATTACK_FIELDS, CLIP_FIELDS
 from freqrex.output.evaluation import flip_rate_figure, sizes_figure, write_report
 
-N = 8192
-FAST = {"iterations": 2, "search_limit": 150, "seed": 1}
+N = EVALUATE_N
+FAST = EVALUATE_FAST
+invoke = invoke_cli
 KS = (1, 5, 20)
-# Per clip: amplitudes of the three bands. Close pairs make the 1- to 5-bin attacks flip.
-AMPLITUDES = [(1.0, 0.8, 0.5), (0.5, 1.0, 0.995), (0.3, 0.5, 1.0), (1.0, 0.995, 0.4),
-              (0.5, 1.0, 0.9), (1.0, 0.2, 0.99), (0.9, 1.0, 0.1), (0.4, 0.3, 1.0)]
 TIMING = {"worker", "model_loads", "seconds", "seconds_model", "finished", "fft_seconds",
           "stft_seconds", "fft_seconds_model", "stft_seconds_model"}
 
@@ -53,16 +59,6 @@ TIMING = {"worker", "model_loads", "seconds", "seconds_model", "finished", "fft_
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     return band_energy_model(tmp_path_factory.mktemp("model") / "bands.onnx", BANDS)
-
-
-def write_clips(folder, indices):
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in indices:
-        sub = folder / ("a" if i % 2 else "b")
-        sub.mkdir(exist_ok=True)
-        clip = make_clip(seed=i, amplitudes=AMPLITUDES[i], n=N)
-        sf.write(sub / f"clip{i}.wav", clip, SR, subtype="FLOAT")
-    return folder
 
 
 def loudest(clip_name):
@@ -283,11 +279,6 @@ def test_kill_minus_9_mid_run_then_resume(model, tmp_path):
     assert all(c["status"] == "ok" for c in after)
     assert {c["clip"]: c["finished"] for c in after if c["clip"] in finished} == finished
     assert f"{8 - len(before)} clips evaluated on 2 Dask workers" in done.stderr
-
-
-def invoke(*args):
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_cli_prints_the_table_and_writes_the_report(serial, model, tmp_path):

@@ -11,8 +11,9 @@ import sys
 
 import numpy as np
 import pytest
-from oracles import BANDS, band_energy_model
-from test_evaluate import FAST, invoke, write_clips
+from oracles import BANDS, band_energy_model, write_clips
+from oracles import EVALUATE_FAST as FAST
+from oracles import invoke_cli as invoke
 
 import freqrex
 from freqrex.comparison import RANKINGS
