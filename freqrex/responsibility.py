@@ -8,8 +8,9 @@ or its share of ``search_limit`` stops it. A root split in which no child is a c
 drawn again. The per-bin maps of all iterations are summed.
 
 Iterations are independent (each has its own random stream, spawned from the seed), so
-they advance in lock-step and their mutants share model batches: the result does not
-depend on the batch size.
+they advance in lock-step and their mutants share model batches (one at a time when the
+adaptive stop checks after each): the result depends neither on the batch size nor on
+how iterations were grouped.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from freqrex.config import Config
 from freqrex.criterion import Criterion
 from freqrex.domains import Domain
 from freqrex.mutants import Key, Mutants, join, pieces
+
+GROUP_BYTES = 64 << 20
+"""Memory the per-iteration maps of iterations run in lock-step may take together."""
 
 
 @dataclass
@@ -121,14 +125,21 @@ def responsibility_map(domain: Domain, criterion: Criterion, config: Config,
     for it in iterations:
         it.push(1.0, _Node(domain.root, (), 0))
     total = np.zeros(domain.shape)
-    for it in iterations:  # one round per iteration: each ends with the stability check
-        _search([it], domain, mutants, config, original_passes, stats,
+    watched = stop is not None and bool(config.stable_rounds)
+    # Without a stop, iterations run in lock-step and share model batches (fuller batches,
+    # fewer calls), as many at a time as their maps fit in GROUP_BYTES; with one, one at a
+    # time, each ending with the stability check.
+    group = 1 if watched else max(1, min(len(iterations),
+                                         GROUP_BYTES // (8 * domain.n_features)))
+    for start in range(0, len(iterations), group):
+        members = iterations[start:start + group]
+        _search(members, domain, mutants, config, original_passes, stats,
                 lambda done: progress(done, budget * len(iterations)) if progress else None)
-        total += it.responsibility
-        it.responsibility = np.empty(0)
-        stats.iterations += 1
-        if (stop is not None and config.stable_rounds and stats.iterations < len(iterations)
-                and stop(total)):
+        for it in members:   # in iteration order: the sum never depends on the grouping
+            total += it.responsibility
+            it.responsibility = np.empty(0)
+            stats.iterations += 1
+        if watched and stats.iterations < len(iterations) and stop(total):  # type: ignore[misc]
             stats.stopped = "stable"
             break
     return total, stats
