@@ -199,6 +199,10 @@ def test_attack_command_runs_several_modes_targeted_and_writes_each(oracle, tmp_
     doc = json.loads((out / "fft-gain" / "attack.json").read_text())
     assert doc["mode"] == "gain" and doc["steps"][0]["gain_db"] < 0
     assert {"seg_snr_db", "mask_ratio_db", "inaudible", "touches_sets"} <= set(doc["steps"][0])
+    page = (out / "report.html").read_text()   # the page shows what the JSON says
+    assert "gain (dB)" in page and "segmental SNR" in page and "inaudible (proxy)" in page
+    assert f"<td>{doc['steps'][0]['gain_db']:+.1f}</td>" in page.replace(' class="n"', "")
+    assert "<td>removed</td>" in page.replace(' class="n"', "")
     got = CliRunner().invoke(app, [*args, "--to", MID, "--mode", "gain"])
     assert got.exit_code == 0 and f"puts {MID} on top at k = 1" in got.output
     assert "warning" not in got.output

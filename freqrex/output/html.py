@@ -68,6 +68,17 @@ def _snr(value: float | None) -> str:
     return "identical" if math.isinf(value) else f"{value:.1f} dB"
 
 
+def _gain(db: float | None) -> str:
+    """A coefficient gain in dB: removal as such, none for ``set`` (a level, not a gain)."""
+    if db is None:
+        return "–"
+    return "removed" if math.isinf(db) else f"{db:+.1f}"
+
+
+def _inaudible(flag: bool | None) -> str:
+    return "–" if flag is None else ("yes" if flag else "no")
+
+
 def _snr_db(x: Any, y: Any) -> float:
     """SNR of ``y`` against the clip ``x`` in dB, as :func:`freqrex.manipulation.snr_db`
     (importing it from here would close an import cycle through the results' ``save``).
@@ -226,15 +237,18 @@ def attack_page(results: dict[str, AttackResult], explained: dict[str, Result],
         rows = []
         for s in r.steps:
             wav = files.get(f"{name}_k{s.k}")
+            says = (f"{_e(s.prediction.label)} {s.prediction.confidence:.3f}" if s.answered
+                    else "no answer (output not finite)")
             rows.append(f"<tr>{_audio(wav)}" + _cells(
                 s.k, s.touched, '<span class="bad">yes</span>' if s.flipped else "no",
-                f"{_e(s.prediction.label)} {s.prediction.confidence:.3f}",
-                f"{s.prediction.target_confidence:.3f}", _snr(s.snr_db),
-                numeric=(0, 1, 4)) + "</tr>")
+                _gain(s.gain_db), says, f"{s.prediction.target_confidence:.3f}",
+                _snr(s.snr_db), _snr(s.seg_snr_db), _inaudible(s.inaudible),
+                numeric=(0, 1, 3, 5)) + "</tr>")
         verdict = attack_verdict(r).replace("[yellow]", "").replace("[/]", "")
         body += [f"<h2>{_e(name)} attack ({_e(r.mode)})</h2>", f"<p>{_e(verdict)}</p>",
-                 _table(["audio (flipped steps)", "k", "touched", "flipped", "model says",
-                         f"p({r.target_label})", "SNR"], rows)]
+                 _table(["audio (flipped steps)", "k", "touched", "flipped", "gain (dB)",
+                         "model says", f"p({r.target_label})", "SNR", "segmental SNR",
+                         "inaudible (proxy)"], rows)]
         if name in figures:
             body.append(f'<img src="{_e(figures[name])}" alt="{_e(name)} attack figure">')
     return _page("freqrex attack", body)
