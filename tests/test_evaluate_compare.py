@@ -221,3 +221,5 @@ def test_the_cli_prints_the_table(model, tmp_path):
     assert "flip rate at k = 1" in main and rest
     assert all(name in rest for name in RANKINGS)
     assert "Rankings compared" in report.read_text()
+    page = (report.parent / "report.html").read_text()   # the page has the table too
+    assert "<h2>Rankings compared</h2>" in page and "<td>random_mask</td>" in page

@@ -64,6 +64,10 @@ class RankingRow:
         return text + (f", found {found}/{self.clips}" if found < self.clips else "")
 
 
+NOTE = ("Smallest sufficient / necessary / complete prefix of each ranking (the same "
+        "search and budget for all), the areas of its deletion (low: good) and insertion "
+        "(high: good) curves, and how often its sufficient prefix was the smallest of the "
+        "clip's rankings (ties count for each).")
 HEADERS = ["domain", "ranking", *(f"{kind}: median (% of features)" for kind in KINDS),
            "deletion area, median", "insertion area, median", "sufficient smallest"]
 
@@ -125,11 +129,7 @@ def _num(value: float | None) -> str:
 
 def rankings_markdown(rows: list[RankingRow]) -> list[str]:
     """The table's Markdown lines, with its heading and what it means."""
-    lines = [f"## {TITLE.capitalize()} (`--compare`)", "",
-             "Smallest sufficient / necessary / complete prefix of each ranking (the same "
-             "search and budget for all), the areas of its deletion (low: good) and insertion "
-             "(high: good) curves, and how often its sufficient prefix was the smallest of the "
-             "clip's rankings (ties count for each).", "",
+    lines = [f"## {TITLE.capitalize()} (`--compare`)", "", NOTE, "",
              "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += [f"| {r.domain} | {r.ranking} | " + " | ".join(r.cells()) + " |" for r in rows]
     return lines

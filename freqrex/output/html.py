@@ -267,7 +267,7 @@ def evaluation_page(summary: Summary, figures: list[str], note: str = "") -> str
             f"<p>{_e(summary.totals())}</p>",
             _table(["", *summary.domains, "paper"], rows),
             f'<p class="note">({_e(note)}.)</p>' if note else ""]
-    body += _redundancy_section(summary)
+    body += _redundancy_section(summary) + _rankings_section(summary)
     if summary.errors:
         body += [f"<h2>Errors ({len(summary.errors)})</h2>", "<ul>"]
         body += [f"<li><code>{_e(c)}</code>: {_e(m)}</li>" for c, m in summary.errors[:50]]
@@ -289,3 +289,15 @@ def _redundancy_section(summary: Summary) -> list[str]:
             "<p>Clips grouped by the number of disjoint sufficient sets found (a lower bound "
             "within multiple_budget); per group, the share of its clips whose class the "
             "attack flipped.</p>", _table(head, cells)]
+
+
+def _rankings_section(summary: Summary) -> list[str]:
+    """The evaluation's "rankings compared" table (``--compare``); nothing otherwise."""
+    from freqrex.evaluation.baselines_report import HEADERS, NOTE, TITLE
+
+    rows = getattr(summary, "rankings", [])
+    if not rows:
+        return []
+    cells = ["<tr>" + _cells(_e(r.domain), _e(r.ranking), *(_e(c) for c in r.cells()))
+             + "</tr>" for r in rows]
+    return [f"<h2>{_e(TITLE.capitalize())}</h2>", f"<p>{_e(NOTE)}</p>", _table(HEADERS, cells)]
