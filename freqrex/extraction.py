@@ -32,7 +32,7 @@ import numpy as np
 from freqrex.config import Config
 from freqrex.criterion import KINDS, Criterion
 from freqrex.domains import Domain
-from freqrex.mutants import Mutants, minus
+from freqrex.mutants import Key, Mutants, minus
 
 Predicate = Callable[[np.ndarray], np.ndarray]
 PROBES = 32
@@ -79,20 +79,19 @@ class Prefixes:
     def outputs(self, ks: np.ndarray, removal: bool = False
                 ) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities on each prefix in ``ks`` (and on the clip without it), one batch."""
-        ks = np.asarray(ks, dtype=np.int64)
-        keys = self.mutants.prefix_keys(self.ranking, ks.tolist())
-        return self.mutants.ask(keys, lambda rows: self.domain.keep_top(self.ranking, ks[rows]),
-                                removal=removal)
+        return self.mutants.ask(*self._named(ks), removal=removal)
 
     def holds(self, kind: str, ks: np.ndarray) -> np.ndarray:
         """The predicate of ``kind`` for each prefix size in ``ks``."""
         if kind == "necessary":
-            ks = np.asarray(ks, dtype=np.int64)
-            keys = self.mutants.prefix_keys(self.ranking, ks.tolist())
-            return self.mutants.necessary(
-                keys, lambda rows: self.domain.keep_top(self.ranking, ks[rows]))
-        kept, removed = self.outputs(ks)
-        return self.criterion.holds(kind, kept, removed)
+            return self.mutants.necessary(*self._named(ks))
+        return self.criterion.holds(kind, self.outputs(ks)[0])
+
+    def _named(self, ks: np.ndarray) -> tuple[list[Key], Callable[[list[int]], np.ndarray]]:
+        """The prefixes' names, and how to build the waveforms of some of them."""
+        ks = np.asarray(ks, dtype=np.int64)
+        keys = self.mutants.prefix_keys(self.ranking, ks.tolist())
+        return keys, lambda rows: self.domain.keep_top(self.ranking, ks[rows])
 
     def predicate(self, kind: str) -> Predicate:
         return lambda ks: self.holds(kind, ks)

@@ -125,12 +125,12 @@ def responsibility_map(domain: Domain, criterion: Criterion, config: Config,
     for it in iterations:
         it.push(1.0, _Node(domain.root, (), 0))
     total = np.zeros(domain.shape)
-    watched = stop is not None and bool(config.stable_rounds)
+    watch = stop if config.stable_rounds else None
     # Without a stop, iterations run in lock-step and share model batches (fuller batches,
     # fewer calls), as many at a time as their maps fit in GROUP_BYTES; with one, one at a
     # time, each ending with the stability check.
-    group = 1 if watched else max(1, min(len(iterations),
-                                         GROUP_BYTES // (8 * domain.n_features)))
+    group = 1 if watch is not None else max(1, min(len(iterations),
+                                                   GROUP_BYTES // (8 * domain.n_features)))
     for start in range(0, len(iterations), group):
         members = iterations[start:start + group]
         _search(members, domain, mutants, config, original_passes, stats,
@@ -139,7 +139,7 @@ def responsibility_map(domain: Domain, criterion: Criterion, config: Config,
             total += it.responsibility
             it.responsibility = np.empty(0)
             stats.iterations += 1
-        if watched and stats.iterations < len(iterations) and stop(total):  # type: ignore[misc]
+        if watch is not None and stats.iterations < len(iterations) and watch(total):
             stats.stopped = "stable"
             break
     return total, stats
