@@ -4,18 +4,37 @@ Three frozen dataclasses: :class:`Config` (the search and the extraction),
 :class:`AttackConfig` (the k-coefficient attacks) and :class:`ModelConfig` (how a model
 file is opened). Each field carries its help text, and the command-line options are
 generated from these fields (``freqrex.cli``), so a parameter exists in one place only.
-Messages name parameters (``ks``), never command-line flags.
+Messages name parameters (``ks``), never command-line flags. How a field is declared and
+checked (``param``, the range checks, memory sizes) is :mod:`freqrex.params`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import MISSING, Field, InitVar, asdict, dataclass, field, fields, replace
+from dataclasses import InitVar, dataclass
 from pathlib import Path
 from typing import Any
 
 from freqrex.errors import InputError
+from freqrex.params import (
+    Checked,
+    check_above,
+    check_choice,
+    check_positive,
+    check_unit_interval,
+    default_of,
+    param,
+    parse_ints,
+    parse_memory,
+    parse_range,
+    parse_target,
+    positive_int,
+)
+
+__all__ = ["ACTIVATIONS", "ATTACK_MODES", "DOMAINS", "NECESSARY_RULES", "PROVIDERS",
+           "AttackConfig", "Config", "ModelConfig", "Progress", "default_of", "param",
+           "parse_memory", "positive_int"]
 
 DOMAINS = ("fft", "stft")
 ACTIVATIONS = ("auto", "softmax", "sigmoid", "none")
@@ -29,43 +48,6 @@ Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: how every long computation reports how far it is."""
 
 
-def param(default: Any, help: str, *, flag: str | None = None,
-          aliases: tuple[str, ...] = (), parse: Callable[[str], Any] | None = None,
-          metavar: str | None = None) -> Any:
-    """A dataclass field with what the command line needs to offer it.
-
-    ``flag`` renames the option (default: the field name with dashes) and ``aliases`` adds
-    other names; ``parse`` turns the option's text into the field's value, for fields that
-    are not plain numbers or words.
-    """
-    return field(default=default, metadata={"help": help, "flag": flag, "aliases": aliases,
-                                            "parse": parse, "metavar": metavar})
-
-
-def parse_range(text: str) -> tuple[float, float]:
-    """``"LOW:HIGH"`` (or ``LOW,HIGH``) in Hz."""
-    try:
-        lo, hi = (float(v) for v in text.replace(":", ",").split(","))
-    except ValueError:
-        raise InputError(
-            f"freq_range takes LOW:HIGH in Hz (e.g. 100:4000), got {text!r}") from None
-    return lo, hi
-
-
-def parse_target(text: str) -> int | str:
-    """A class index (digits) or a label."""
-    return int(text) if text.lstrip("-").isdigit() else text
-
-
-def parse_ints(text: str) -> tuple[int, ...]:
-    """``"1,2,5"``."""
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise InputError(
-            f"ks takes whole numbers separated by commas, got {text!r}") from None
-
-
 def parse_names(text: str) -> tuple[str, ...]:
     """``"fft,stft"``; ``"both"`` for every domain."""
     if text.strip() == "both":
@@ -73,29 +55,8 @@ def parse_names(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
-class _Checked:
-    """What the three configs share: validation on construction and plain records."""
-
-    def replace(self, **changes: Any) -> Any:
-        """Return a copy with some parameters changed (validated again)."""
-        return replace(self, **changes)  # type: ignore[type-var]
-
-    def to_dict(self) -> dict:
-        """Plain dict for JSON records."""
-        return asdict(self)  # type: ignore[call-overload]
-
-    @classmethod
-    def names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]  # type: ignore[arg-type]
-
-    @classmethod
-    def params(cls) -> list[Field]:
-        """The fields, with their help text, in the order the command line shows them."""
-        return list(fields(cls))  # type: ignore[arg-type]
-
-
 @dataclass(frozen=True)
-class Config(_Checked):
+class Config(Checked):
     """Parameters of an explanation (names follow METHOD.md).
 
     Parameters
@@ -206,10 +167,10 @@ class Config(_Checked):
         3000, "Mutants the search for the sufficient sets after the first may evaluate.")
 
     def __post_init__(self) -> None:
-        _positive(self, "iterations", "max_depth", "min_box_size", "search_limit",
+        check_positive(self, "iterations", "max_depth", "min_box_size", "search_limit",
                   "batch_size", "chunk", "n_fft", "hop", "dense_limit", "multiple",
                   "multiple_budget")
-        _choice(self, "necessary_rule", NECESSARY_RULES)
+        check_choice(self, "necessary_rule", NECESSARY_RULES)
         if (not isinstance(self.minimal_budget, int) or isinstance(self.minimal_budget, bool)
                 or self.minimal_budget < 0):
             raise InputError("minimal_budget must be a non-negative integer, got "
@@ -217,14 +178,14 @@ class Config(_Checked):
         if self.hop > self.n_fft // 2:
             raise InputError(f"hop ({self.hop}) must be at most n_fft/2 ({self.n_fft // 2}) "
                              "for the inverse STFT to be exact")
-        _choice(self, "domain", DOMAINS)
-        _choice(self, "output_activation", ACTIVATIONS)
-        _choice(self, "search", SEARCHES)
-        _unit_interval(self, "confidence_filter", closed=True)
+        check_choice(self, "domain", DOMAINS)
+        check_choice(self, "output_activation", ACTIVATIONS)
+        check_choice(self, "search", SEARCHES)
+        check_unit_interval(self, "confidence_filter", closed=True)
         if not (isinstance(self.stability, (int, float)) and 0.0 < self.stability <= 1.0):
             raise InputError(f"stability must be in (0, 1], got {self.stability!r}")
-        _unit_interval(self, "complete_tolerance", closed=False)
-        _unit_interval(self, "max_overlap", closed=False)
+        check_unit_interval(self, "complete_tolerance", closed=False)
+        check_unit_interval(self, "max_overlap", closed=False)
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.freq_range is not None:
@@ -236,7 +197,7 @@ class Config(_Checked):
 
 
 @dataclass(frozen=True)
-class AttackConfig(_Checked):
+class AttackConfig(Checked):
     """Parameters of the k-coefficient attacks (each field's help says what it does).
 
     ``modes`` (``mode="gain"`` names one) says how the ``k`` coefficients change, one attack
@@ -288,11 +249,11 @@ class AttackConfig(_Checked):
                              f"{', '.join(map(str, bad)) or 'none'}")
         object.__setattr__(self, "modes", modes)
         _check_factor(self.factor, modes)
-        _above(self, "level", 0.0)
-        _above(self, "gain_max_db", 0.0)
-        _above(self, "gain_tolerance_db", 0.0)
-        _positive(self, "gain_points")
-        _above(self, "mask_offset_db", -math.inf)
+        check_above(self, "level", 0.0)
+        check_above(self, "gain_max_db", 0.0)
+        check_above(self, "gain_tolerance_db", 0.0)
+        check_positive(self, "gain_points")
+        check_above(self, "mask_offset_db", -math.inf)
         names = (self.domains,) if isinstance(self.domains, str) else tuple(self.domains)
         names = tuple(dict.fromkeys(names))
         bad = [n for n in names if n not in DOMAINS]
@@ -322,15 +283,8 @@ def _check_factor(factor: Any, modes: tuple[str, ...]) -> None:
         raise InputError(f"factor must be above 1 to amplify (e.g. 2), got {factor!r}")
 
 
-def _above(config: Any, name: str, low: float) -> None:
-    value = getattr(config, name)
-    if (not isinstance(value, (int, float)) or isinstance(value, bool)
-            or not math.isfinite(value) or value <= low):
-        raise InputError(f"{name} must be a number above {low:g}, got {value!r}")
-
-
 @dataclass(frozen=True)
-class ModelConfig(_Checked):
+class ModelConfig(Checked):
     """How a model file is opened, for models whose metadata lacks something.
 
     Parameters
@@ -371,79 +325,12 @@ class ModelConfig(_Checked):
         metavar="BYTES")
 
     def __post_init__(self) -> None:
-        _choice(self, "provider", PROVIDERS)
+        check_choice(self, "provider", PROVIDERS)
         for name in ("sample_rate", "threads", "sessions"):
             if getattr(self, name) is not None:
-                _positive(self, name)
+                check_positive(self, name)
         if self.max_memory is not None:
             object.__setattr__(self, "max_memory", parse_memory(self.max_memory))
 
 
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2,
-          "g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4, "kib": 1024,
-          "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
 
-
-def parse_memory(value: Any) -> int:
-    """A memory size in bytes: a positive whole number, or text such as ``"4GiB"``,
-    ``"1.5 GB"`` or ``"500MB"`` (k/M/G/T: powers of 1000; KiB/MiB/GiB/TiB: of 1024).
-
-    Examples
-    --------
-    >>> parse_memory("4GiB"), parse_memory("500MB"), parse_memory(1024)
-    (4294967296, 500000000, 1024)
-    """
-    if isinstance(value, str):
-        text = value.strip().lower().replace(" ", "")
-        digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
-        unit = text[len(digits):]
-        try:
-            number = float(digits)
-        except ValueError:
-            number = math.nan
-        if unit not in _UNITS or not math.isfinite(number) or number * _UNITS[unit] < 1:
-            raise InputError(f"max_memory takes bytes or a size such as 4GiB or 500MB, got "
-                             f"{value!r}")
-        return int(number * _UNITS[unit])
-    return positive_int(value, "max_memory")
-
-
-def positive_int(value: Any, name: str) -> int:
-    """``value`` as an int if it is a positive whole number; an error naming ``name`` if not.
-
-    Integral floats (16000.0, e.g. from JSON or numpy) are accepted; 2.5, "16k" or True
-    are not.
-    """
-    import numbers
-
-    ok = isinstance(value, numbers.Integral) or (
-        isinstance(value, numbers.Real) and math.isfinite(value) and value == math.floor(value))
-    if isinstance(value, bool) or not ok or value <= 0:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return math.floor(value)
-
-
-def default_of(f: Field) -> Any:
-    return None if f.default is MISSING else f.default
-
-
-def _positive(config: Any, *names: str) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if not isinstance(value, int):  # a config holds exact ints, not 16000.0
-            raise InputError(f"{name} must be a positive integer, got {value!r}")
-        positive_int(value, name)
-
-
-def _choice(config: Any, name: str, allowed: tuple[str, ...]) -> None:
-    value = getattr(config, name)
-    if value not in allowed:
-        raise InputError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-
-
-def _unit_interval(config: Any, name: str, closed: bool) -> None:
-    value = getattr(config, name)
-    ok = isinstance(value, (int, float)) and (0.0 <= value <= 1.0 if closed
-                                              else 0.0 <= value < 1.0)
-    if not ok:
-        raise InputError(f"{name} must be in [0, 1{']' if closed else ')'}, got {value!r}")
