@@ -39,6 +39,7 @@ __all__ = ["ACTIVATIONS", "ATTACK_MODES", "DOMAINS", "NECESSARY_RULES", "PROVIDE
 DOMAINS = ("fft", "stft")
 ACTIVATIONS = ("auto", "softmax", "sigmoid", "none")
 SEARCHES = ("bracket", "linear")
+CUTS = ("uniform", "energy")
 NECESSARY_RULES = ("class", "confidence")
 ATTACK_MODES = ("remove", "attenuate", "amplify", "set", "gain")
 PROVIDERS = ("auto", "cpu", "cuda")
@@ -67,6 +68,10 @@ class Config(Checked):
         How many times a box may be split below the root.
     min_box_size : int
         Smallest child a split may produce, in bins (cells per side for stft).
+    cuts : str
+        Where a split cuts a box: ``"uniform"`` (default) over its features, or
+        ``"energy"`` over its energy (each child a random share of the box's energy, so
+        quiet bands are split less finely); see :mod:`freqrex.boxes`.
     search_limit : int
         Model evaluations (mutants) the responsibility search may spend over all iterations.
     stable_rounds, stability : int, float
@@ -127,6 +132,9 @@ class Config(Checked):
         "of search_limit (the search may stop earlier: stable_rounds).")
     max_depth: int = param(12, "How many times a box may be split below the root.")
     min_box_size: int = param(1, "Smallest box a split may produce, in bins.")
+    cuts: str = param(
+        "uniform", "Where splits cut a box: uniform over its bins, or over its energy "
+        "(energy: quiet bands are split less finely).")
     search_limit: int = param(3000, "Mutants the responsibility search may evaluate.")
     stable_rounds: int = param(
         0, "Stop the search after this many iterations in a row that did not shrink the "
@@ -181,6 +189,7 @@ class Config(Checked):
         check_choice(self, "domain", DOMAINS)
         check_choice(self, "output_activation", ACTIVATIONS)
         check_choice(self, "search", SEARCHES)
+        check_choice(self, "cuts", CUTS)
         check_unit_interval(self, "confidence_filter", closed=True)
         if not (isinstance(self.stability, (int, float)) and 0.0 < self.stability <= 1.0):
             raise InputError(f"stability must be in (0, 1], got {self.stability!r}")

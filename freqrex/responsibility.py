@@ -22,7 +22,7 @@ from itertools import count
 
 import numpy as np
 
-from freqrex.boxes import Box, split
+from freqrex.boxes import Box, Energy, split
 from freqrex.config import Config
 from freqrex.criterion import Criterion
 from freqrex.domains import Domain
@@ -96,8 +96,8 @@ def responsibility_map(domain: Domain, criterion: Criterion, config: Config,
     criterion : Criterion
         Decides which mutants pass.
     config : Config
-        Search parameters (iterations, max_depth, min_box_size, search_limit, batch_size,
-        seed, stable_rounds).
+        Search parameters (iterations, max_depth, min_box_size, cuts, search_limit,
+        batch_size, seed, stable_rounds).
     original_passes : bool
         Whether the unmodified clip passes (it does unless the target is not the top class).
     progress : callable, optional
@@ -125,6 +125,7 @@ def responsibility_map(domain: Domain, criterion: Criterion, config: Config,
     for it in iterations:
         it.push(1.0, _Node(domain.root, (), 0))
     total = np.zeros(domain.shape)
+    energy = Energy(domain.power_weights()) if config.cuts == "energy" else None
     watch = stop if config.stable_rounds else None
     # Without a stop, iterations run in lock-step and share model batches (fuller batches,
     # fewer calls), as many at a time as their maps fit in GROUP_BYTES; with one, one at a
@@ -133,7 +134,7 @@ def responsibility_map(domain: Domain, criterion: Criterion, config: Config,
                                                    GROUP_BYTES // (8 * domain.n_features)))
     for start in range(0, len(iterations), group):
         members = iterations[start:start + group]
-        _search(members, domain, mutants, config, original_passes, stats,
+        _search(members, domain, mutants, config, original_passes, stats, energy,
                 lambda done: progress(done, budget * len(iterations)) if progress else None)
         for it in members:   # in iteration order: the sum never depends on the grouping
             total += it.responsibility
@@ -146,11 +147,12 @@ def responsibility_map(domain: Domain, criterion: Criterion, config: Config,
 
 
 def _search(group: list[_Iteration], domain: Domain, mutants: Mutants, config: Config,
-            original_passes: bool, stats: SearchStats,
+            original_passes: bool, stats: SearchStats, energy: Energy | None,
             progress: Callable[[int], None]) -> None:
     """Run iterations in lock-step, so that their mutants share model batches."""
     while True:
-        splits = [s for it in group if (s := _next_split(it, domain, config, original_passes))]
+        splits = [s for it in group
+                  if (s := _next_split(it, config, original_passes, energy))]
         if not splits:
             return
         _evaluate(splits, domain, mutants, min(config.batch_size, mutants.rows_per_call()))
@@ -161,14 +163,14 @@ def _search(group: list[_Iteration], domain: Domain, mutants: Mutants, config: C
         progress(stats.mutants)
 
 
-def _next_split(it: _Iteration, domain: Domain, config: Config,
-                original_passes: bool) -> _Split | None:
+def _next_split(it: _Iteration, config: Config, original_passes: bool,
+                energy: Energy | None) -> _Split | None:
     """Pop the iteration's most responsible box that can still be split, and split it."""
     while it.queue:
         node = it.pop()
         if node.depth >= config.max_depth:
             continue
-        children = split(node.box, it.rng, config.min_box_size)
+        children = split(node.box, it.rng, config.min_box_size, energy=energy)
         if not children:
             continue
         masks = _subset_masks(len(children), with_empty=bool(node.context))

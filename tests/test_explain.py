@@ -34,10 +34,11 @@ def oracle_path(tmp_path_factory):
     return band_energy_model(tmp_path_factory.mktemp("oracle") / "bands.onnx", BANDS)
 
 
-@pytest.fixture(scope="module")
-def result(oracle_path):
+@pytest.fixture(scope="module", params=["uniform", "energy"])
+def result(oracle_path, request):
+    # every check below holds whether splits cut boxes uniformly or by their energy
     return freqrex.explain(oracle_path, make_clip(), sample_rate=SR, seed=3, iterations=6,
-                           search_limit=1500)
+                           search_limit=1500, cuts=request.param)
 
 
 def test_target_is_the_loudest_band(result):

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from freqrex.boxes import Interval, split
+from freqrex.boxes import Energy, Interval, Rect, split
 from freqrex.config import Config
 from freqrex.errors import FreqrexError
 from freqrex.extraction import linear_prefix, rank_bins, smallest_prefix
@@ -34,6 +34,81 @@ def test_split_is_reproducible_and_random():
     c = split(box, np.random.default_rng(8), 1)
     assert a == b
     assert a != c
+
+
+@given(seed=st.integers(0, 2**32 - 1), rect=st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_energy_along_a_box_is_the_direct_sum(seed, rect):
+    rng = np.random.default_rng(seed)
+    power = rng.exponential(size=(37, 23) if rect else (300,))
+    energy = Energy(power)
+    if rect:
+        f0, f1 = sorted(rng.choice(38, 2, replace=False))
+        t0, t1 = sorted(rng.choice(24, 2, replace=False))
+        box = Rect(int(f0), int(f1), int(t0), int(t1))
+        cells = power[f0:f1, t0:t1]
+        for axis, sums in ((0, cells.sum(1)), (1, cells.sum(0))):
+            np.testing.assert_allclose(energy.along(box, axis),
+                                       np.concatenate(([0], np.cumsum(sums))), atol=1e-9)
+    else:
+        lo, hi = sorted(rng.choice(301, 2, replace=False))
+        np.testing.assert_allclose(energy.along(Interval(int(lo), int(hi)), 0),
+                                   np.concatenate(([0], np.cumsum(power[lo:hi]))), atol=1e-9)
+
+
+@given(lo=st.integers(0, 100), size=st.integers(1, 2000), min_size=st.integers(1, 50),
+       seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=200, deadline=None)
+def test_energy_cuts_tile_the_box_with_children_of_min_size(lo, size, min_size, seed):
+    rng = np.random.default_rng(seed)
+    power = rng.exponential(size=lo + size) * (rng.random(lo + size) < 0.1)  # mostly silent
+    box = Interval(lo, lo + size)
+    children = split(box, np.random.default_rng(seed), min_size, energy=Energy(power))
+    assert children == split(box, np.random.default_rng(seed), min_size,
+                             energy=Energy(power))   # same seed, same cuts
+    if size // min_size < 2:
+        assert children == []
+        return
+    assert len(children) == min(4, size // min_size)
+    assert children[0].lo == box.lo and children[-1].hi == box.hi
+    assert all(a.hi == b.lo for a, b in zip(children, children[1:]))
+    assert all(c.size >= min_size for c in children)
+
+
+def test_energy_cuts_fall_where_the_energy_is():
+    # all the energy in the first 100 of 10 000 bins: uniform cuts almost never land
+    # there, cuts by energy always do, each child a random share of that band
+    power = np.zeros(10_000)
+    power[:100] = 1.0
+    energy = Energy(power)
+    box = Interval(0, 10_000)
+    by_energy = [split(box, np.random.default_rng(s), 1, energy=energy) for s in range(200)]
+    uniform = [split(box, np.random.default_rng(s), 1) for s in range(200)]
+    inner = lambda children: [c.hi for c in children[:-1]]  # noqa: E731
+    assert all(max(inner(c)) <= 100 for c in by_energy)
+    assert sum(max(inner(c)) <= 100 for c in uniform) <= 2
+    first = np.array([c[0].size for c in by_energy])
+    assert 15 < first.mean() < 35   # the smallest of 3 uniform shares of 100: 25 on average
+
+
+def test_energy_cuts_of_a_rectangle_follow_its_energy_on_both_axes():
+    power = np.zeros((64, 200))
+    power[40:48, 150:160] = 1.0     # one loud patch
+    box = Rect(0, 64, 0, 200)
+    for s in range(50):
+        quadrants = split(box, np.random.default_rng(s), 1, energy=Energy(power))
+        assert len(quadrants) == 4
+        f, t = quadrants[0].f1, quadrants[0].t1
+        assert 41 <= f <= 48 and 151 <= t <= 160
+
+
+def test_a_silent_box_is_cut_as_uniform_cuts_would():
+    power = np.zeros(5_000)
+    power[:10] = 1.0
+    box = Interval(1_000, 5_000)
+    for s in range(20):
+        assert (split(box, np.random.default_rng(s), 3, energy=Energy(power))
+                == split(box, np.random.default_rng(s), 3))
 
 
 def _table(rule, m=4):

@@ -29,10 +29,12 @@ def span_oracle(tmp_path_factory):
                              time_span_s=SPAN)
 
 
-@pytest.fixture(scope="module")
-def stft_result(span_oracle):
+@pytest.fixture(scope="module", params=["uniform", "energy"])
+def stft_result(span_oracle, request):
+    # the same checks whether splits cut rectangles uniformly or by their energy
     return freqrex.explain(span_oracle, span_clip(), sample_rate=SR, domain="stft",
-                           n_fft=N_FFT, hop=HOP, seed=1, iterations=6, search_limit=1500)
+                           n_fft=N_FFT, hop=HOP, seed=1, iterations=6, search_limit=1500,
+                           cuts=request.param)
 
 
 def test_stft_explanation_lies_in_the_deciding_band_and_time_span(stft_result):
