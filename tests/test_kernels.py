@@ -101,9 +101,12 @@ def band_path(request, monkeypatch):
     return request.param
 
 
-@pytest.fixture(params=["serial", "pool"])
+@pytest.fixture(params=["serial", "pool", "numpy"])
 def row_pool(request, monkeypatch):
-    """Run rows on the caller only, or always through the worker pool."""
+    """Run rows through FFTW plans on the caller only, or always through the worker pool,
+    or (short clips' path) in one batched numpy transform."""
+    if request.param != "numpy":
+        monkeypatch.setattr(kfft, "_NUMPY_MAX_N", 0)
     monkeypatch.setattr(kfft, "_POOL_MIN_SAMPLES", 1 << 62 if request.param == "serial" else 0)
     return request.param
 
@@ -237,6 +240,26 @@ def test_prefix_parts_matches_numpy(seed, n, data, row_pool):
     )
     got = kern.prefix_parts(X, ranking, ks, n)
     assert_rows_match(got, X, [ranking[:kk] for kk in ks], n)
+
+
+@pytest.mark.parametrize("n", [512, 4097, 16_384])
+def test_short_clips_rows_do_not_depend_on_the_rows_beside_them(n):
+    # one numpy call transforms all the rows: each must be what it is alone, bit for bit,
+    # or the batch size would change a score
+    rng = np.random.default_rng(n)
+    k = n // 2 + 1
+    X = spectrum(n, n)
+    sets = [rng.choice(k, rng.integers(1, k), replace=False) for _ in range(9)]
+    ranking = rng.permutation(k)
+    ks = rng.integers(0, k + 1, size=9)
+    bounds = np.sort(rng.integers(0, k + 1, size=(9, 2)), axis=1)
+    for make, rows in ((lambda r: kern.bin_set_parts(X, [sets[i] for i in r], n), sets),
+                       (lambda r: kern.prefix_parts(X, ranking, ks[r], n), ks),
+                       (lambda r: kern.interval_parts(X, bounds[r], n), bounds)):
+        together = make(list(range(len(rows))))
+        for i in range(len(rows)):
+            np.testing.assert_array_equal(make([i]), together[i:i + 1])
+        np.testing.assert_array_equal(make([2, 5, 7]), together[[2, 5, 7]])
 
 
 # --------------------------------------------------------------------------- irfft_batch
