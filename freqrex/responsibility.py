@@ -26,7 +26,7 @@ from freqrex.boxes import Box, Energy, split
 from freqrex.config import Config
 from freqrex.criterion import Criterion
 from freqrex.domains import Domain
-from freqrex.mutants import Key, Mutants, join, pieces
+from freqrex.mutants import Key, Mutants, join
 
 GROUP_BYTES = 64 << 20
 """Memory the per-iteration maps of iterations run in lock-step may take together."""
@@ -198,35 +198,42 @@ def _evaluate(splits: list[_Split], domain: Domain, mutants: Mutants,
     for s in splits:
         # Fill model batches without splitting a split's mutants over two calls.
         if group and size + len(s.masks) > batch_size:
-            _evaluate_group(group, domain, mutants, batch_size)
+            _evaluate_group(group, domain, mutants)
             group, size = [], 0
         group.append(s)
         size += len(s.masks)
     if group:
-        _evaluate_group(group, domain, mutants, batch_size)
+        _evaluate_group(group, domain, mutants)
 
 
-def _evaluate_group(group: list[_Split], domain: Domain, mutants: Mutants,
-                    batch_size: int) -> None:
-    """Model calls for every mutant of the group not evaluated before (by name): one call,
-    or, when one split alone holds more than ``batch_size`` (a long clip), calls of at most
-    ``batch_size`` rows synthesised into one reused buffer."""
+def _evaluate_group(group: list[_Split], domain: Domain, mutants: Mutants) -> None:
+    """Model calls for every mutant of the group not evaluated before (by name), built in
+    pieces the memory budget allows (the next synthesised while the model scores one, on
+    long clips; see :meth:`Mutants.ask`), into two buffers used in turn."""
     keys = [_keys(s, mutants) for s in group]
-    todo = [(g, i) for g, k in enumerate(keys) for i in mutants.missing(k)]
-    bounds = pieces(len(todo), batch_size)
-    buffer = np.empty((max((b - a for a, b in bounds), default=0), domain.n), dtype=np.float32)
-    for start, stop in bounds:
-        piece = todo[start:stop]
-        batch = buffer[:len(piece)]
-        for g, rows in _runs_of_splits(piece):
+    rows = [(g, i) for g, k in enumerate(keys) for i in range(len(k))]
+    buffers: list[np.ndarray] = []
+
+    def build(wanted: list[int]) -> np.ndarray:
+        # pieces are built in order and at most two are alive: the one the model scores
+        # and the next, so the third reuses the first's buffer
+        buffer = buffers.pop(0) if len(buffers) == 2 else None
+        if buffer is None or buffer.shape[0] < len(wanted):
+            buffer = np.empty((len(wanted), domain.n), dtype=np.float32)
+        buffers.append(buffer)
+        batch = buffer[:len(wanted)]
+        piece = [rows[r] for r in wanted]
+        for g, run in _runs_of_splits(piece):
             s = group[g]
-            domain.mutants(s.node.context, s.children, s.masks[[i for _, i in piece[rows]]],
-                           out=batch[rows])
-        probs = mutants.criterion.probabilities(batch)
-        mutants.evaluated += len(piece)
-        mutants.store([keys[g][i] for g, i in piece], probs)
+            domain.mutants(s.node.context, s.children, s.masks[[i for _, i in piece[run]]],
+                           out=batch[run])
+        return batch
+
+    kept, _ = mutants.ask([keys[g][i] for g, i in rows], build)
+    passed = mutants.criterion.passes(kept)
+    start = 0
     for s, k in zip(group, keys):
-        s.passed = mutants.criterion.passes(mutants.lookup(k))
+        s.passed, start = passed[start:start + len(k)], start + len(k)
 
 
 def _runs_of_splits(piece: list[tuple[int, int]]) -> list[tuple[int, slice]]:
