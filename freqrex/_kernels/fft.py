@@ -88,11 +88,15 @@ def _run_rows(n: int, order: Sequence[int], job: RowJob) -> None:
         pool.run(pset.plans[:workers], order, job)
 
 
-def _numpy_rows(spectra: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
-    """``out`` filled with the inverse transforms of ``spectra``'s rows, in one numpy call
-    (short clips: see ``_NUMPY_MAX_N``)."""
-    if spectra.shape[0]:
-        out[...] = np.fft.irfft(spectra, n)   # complex64 in, float32 out
+def _numpy_rows(spectra: np.ndarray, n: int, out: np.ndarray | None) -> np.ndarray:
+    """The inverse transforms of ``spectra``'s rows in one numpy call (short clips: see
+    ``_NUMPY_MAX_N``), into ``out`` when given."""
+    rows = (np.fft.irfft(spectra, n).astype(np.float32, copy=False) if spectra.shape[0]
+            else np.empty((0, n), dtype=np.float32))   # numpy 2: complex64 in, float32 out
+    if out is None:
+        return rows
+    out = _out_array(rows.shape[0], n, out)
+    out[...] = rows
     return out
 
 
@@ -164,9 +168,9 @@ def irfft_batch(spectra: np.ndarray, n: int, out: np.ndarray | None = None) -> n
     if spectra.dtype != np.complex64:
         spectra = spectra.astype(np.complex64)
     n = _check_n(spectra.shape[1], n)
-    out = _out_array(spectra.shape[0], n, out)
     if n <= _NUMPY_MAX_N:
         return _numpy_rows(spectra, n, out)
+    out = _out_array(spectra.shape[0], n, out)
 
     def job(plan: RowPlan, p: int) -> None:
         plan.load_row(spectra[p])
@@ -242,11 +246,11 @@ def interval_parts(
     lo, hi = bounds[:, 0], bounds[:, 1]
     if bounds.size and ((lo < 0).any() or (hi > K).any() or (lo > hi).any()):
         raise ValueError(f"bounds must satisfy 0 <= lo <= hi <= {K}")
-    out = _out_array(bounds.shape[0], n, out)
     if n <= _NUMPY_MAX_N:
         bins = np.arange(K)
         inside = (bins >= lo[:, None]) & (bins < hi[:, None])
         return _numpy_rows(np.where(inside, X, np.complex64(0)), n, out)
+    out = _out_array(bounds.shape[0], n, out)
 
     def job(plan: RowPlan, p: int) -> None:
         a, b = int(lo[p]), int(hi[p])
@@ -296,12 +300,12 @@ def bin_set_parts(
     for s in idx:
         if s.size and (s.min() < 0 or s.max() >= K):
             raise ValueError(f"bin indices must lie in [0, {K})")
-    out = _out_array(len(idx), n, out)
     if n <= _NUMPY_MAX_N:
         spectra = np.zeros((len(idx), K), dtype=np.complex64)
         for p, s in enumerate(idx):
             spectra[p, s] = X[s]
         return _numpy_rows(spectra, n, out)
+    out = _out_array(len(idx), n, out)
 
     def job(plan: RowPlan, p: int) -> None:
         plan.load_bins(X, idx[p])
@@ -350,9 +354,9 @@ def prefix_parts(
     if ks.size and (ks.min() < 0 or ks.max() > ranking.size):
         raise ValueError(f"ks must lie in [0, {ranking.size}]")
     rank = ranks(ranking, K)
-    out = _out_array(ks.size, n, out)
     if n <= _NUMPY_MAX_N:
         return _numpy_rows(np.where(rank < ks[:, None], X, np.complex64(0)), n, out)
+    out = _out_array(ks.size, n, out)
 
     def job(plan: RowPlan, i: int) -> None:
         plan.load_ranked(X, rank, ks[i])
