@@ -26,13 +26,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import reduce
 
 import numpy as np
 
 from freqrex.config import Config
 from freqrex.criterion import KINDS, Criterion
 from freqrex.domains import Domain
-from freqrex.mutants import Key, Mutants, minus
+from freqrex.mutants import Key, Mutants, join, minus, run_key
 
 Predicate = Callable[[np.ndarray], np.ndarray]
 PROBES = 32
@@ -301,14 +302,16 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
     mutants = mutants or Mutants(domain, criterion)
     spent = 0
 
-    def holds(drops: list[np.ndarray]) -> np.ndarray:
-        """The predicate on ``current`` without each of ``drops`` (positions in it)."""
+    def holds(drops: list[list[np.ndarray]]) -> np.ndarray:
+        """The predicate on ``current`` without each drop: chunks, runs of its positions."""
         nonlocal spent
         before = mutants.evaluated
-        whole = mutants.key(current)   # a part's name is the whole's less the dropped
-        keys = [minus(whole, mutants.key(current[d])) for d in drops]
+        # a part's name is the whole's less its dropped runs: O(1) per run (run_sums)
+        whole = run_key(sums, 0, len(current))
+        keys = [minus(whole, reduce(join, (run_key(sums, c[0], c[-1] + 1) for c in drop)))
+                for drop in drops]
         build = lambda rows: domain.keep(  # noqa: E731
-            [np.delete(current, drops[i]) for i in rows])
+            [np.delete(current, np.concatenate(drops[i])) for i in rows])
         if kind == "necessary":
             ok = mutants.necessary(keys, build)
         else:
@@ -317,6 +320,7 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
         return ok
 
     current = np.asarray(bins, dtype=np.int64)
+    sums = mutants.run_sums(current)
     g = 2
     while len(current) > 1:
         g = min(g, len(current))
@@ -326,19 +330,20 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
             return current, False, (f"not shrunk to a minimal set: a round over its "
                                     f"{len(current)} features needs up to {need} mutants, "
                                     f"{budget - spent} of minimal_budget were left"), spent
-        ok = holds(chunks)
+        ok = holds([[c] for c in chunks])
         passing = [c for c, o in zip(chunks, ok) if o][::-1]   # least responsible first
         if not passing:
             if g == len(current):
                 break
             g *= 2
             continue
-        unions = [np.concatenate(passing[:j]) for j in _halvings(len(passing))]
-        chosen = passing[0]
+        unions = [passing[:j] for j in _halvings(len(passing))]
+        chosen = passing[:1]
         if unions and spent + per_set * len(unions) <= budget:
             ok = holds(unions)
             chosen = next((u for u, o in zip(unions, ok) if o), chosen)
-        current = np.delete(current, chosen)
+        current = np.delete(current, np.concatenate(chosen))
+        sums = mutants.run_sums(current)
     return current, True, "", spent
 
 

@@ -48,6 +48,13 @@ def minus(whole: Key, part: Key) -> Key:
     return whole[0] - part[0], (whole[1] - part[1]) % _WRAP, (whole[2] - part[2]) % _WRAP
 
 
+def run_key(sums: np.ndarray, start: int, stop: int) -> Key:
+    """The name of the run ``features[start:stop]`` of a set whose ``Mutants.run_sums`` are
+    ``sums``."""
+    d = sums[stop] - sums[start]   # uint64 wraps as the names do
+    return int(stop - start), int(d[0]), int(d[1])
+
+
 def pieces(total: int, step: int) -> list[tuple[int, int]]:
     """``(start, stop)`` of consecutive pieces of ``total`` rows, at most ``step`` each.
 
@@ -116,7 +123,14 @@ class Mutants:
     def prefix_keys(self, ranking: np.ndarray, ks: Sequence[int]) -> list[Key]:
         """The names of the mutants keeping the first ``k`` features of ``ranking``."""
         sums = self._ranking_sums(ranking)
-        return [(int(k), int(sums[k, 0]), int(sums[k, 1])) for k in ks]
+        return [run_key(sums, 0, k) for k in ks]
+
+    def run_sums(self, features: np.ndarray) -> np.ndarray:
+        """The features' words summed in their order, ``[len(features) + 1, 2]``: the name
+        of any run ``features[a:b]`` is then ``run_key(sums, a, b)``, whatever its length."""
+        return np.vstack([np.zeros((1, 2), np.uint64),
+                          np.cumsum(self._feature_words(np.asarray(features, np.int64)),
+                                    axis=0)])
 
     def _feature_words(self, features: np.ndarray) -> np.ndarray:
         """The two words of each feature, ``[len(features), 2]`` (uint64 wraps silently)."""
@@ -131,9 +145,7 @@ class Mutants:
     def _ranking_sums(self, ranking: np.ndarray) -> np.ndarray:
         held = self._rankings.get(id(ranking))
         if held is None or held[0] is not ranking:
-            sums = np.vstack([np.zeros((1, 2), np.uint64),
-                              np.cumsum(self._feature_words(ranking), axis=0)])
-            held = (ranking, sums)
+            held = (ranking, self.run_sums(ranking))
             self._rankings = {id(ranking): held}  # the latest ranking only: bounded memory
         return held[1]
 

@@ -25,7 +25,7 @@ from freqrex.config import Config
 from freqrex.criterion import Criterion
 from freqrex.domains import FFTDomain
 from freqrex.extraction import Prefixes, coarse_prefix, extract, smallest_prefix
-from freqrex.mutants import Mutants, minus, overlapped
+from freqrex.mutants import Mutants, minus, overlapped, run_key
 
 DENSE = 64
 
@@ -298,6 +298,17 @@ def test_the_name_of_a_set_less_a_subset_is_the_name_of_what_is_left():
         part = rng.choice(len(whole), size=size, replace=False)
         assert minus(names.key(whole), names.key(whole[part])) == names.key(
             np.delete(whole, part))
+
+
+def test_the_name_of_a_run_of_an_ordered_set_is_the_name_of_its_features():
+    domain = FFTDomain(make_clip(1, n=4096), SR)
+    names = Mutants(domain, _oracle_criterion(domain))
+    rng = np.random.default_rng(1)
+    ordered = rng.permutation(domain.n_features)[:1500]
+    sums = names.run_sums(ordered)
+    for a, b in [(0, 0), (0, 1), (0, 1500), (700, 701), *rng.integers(0, 1501, (30, 2))]:
+        a, b = sorted((int(a), int(b)))
+        assert run_key(sums, a, b) == names.key(ordered[a:b])
 
 
 def test_the_adaptive_stop_keeps_the_map_of_its_last_improving_iteration():
