@@ -367,6 +367,38 @@ def make_clip(seed=0, amplitudes=(1.0, 0.8, 0.5), n=N):
     return (0.2 * x).astype(np.float32)
 
 
+# -- two bands that each decide alone (either) or only together (both) --------------------
+
+BAND_A, BAND_B = (200.0, 600.0), (1000.0, 2000.0)
+TWO_BAND_N = 4096
+LEVEL = 0.6   # a sufficient set holds more than this share of a band's energy
+
+
+def two_band_clip() -> np.ndarray:
+    """Equal energy in bands A and B, less in 3-5 kHz, faint broadband noise."""
+    n = TWO_BAND_N
+    rng = np.random.default_rng(0)
+    x = (band_noise(rng, *BAND_A, 1.0, n) + band_noise(rng, *BAND_B, 1.0, n)
+         + band_noise(rng, 3000, 5000, 0.5, n) + 0.01 * rng.standard_normal(n))
+    return (0.2 * x).astype(np.float32)
+
+
+def two_band_model(rule: str, x: np.ndarray):
+    """Logits ``[log r, log LEVEL]`` with ``r`` the kept share of band A's and B's energy
+    in ``x``, combined by ``max`` ("either": one band suffices, one sufficient set per
+    band) or ``min`` ("both")."""
+    energy = callable_band_oracle([BAND_A, BAND_B], SR, output="logits")
+    full = np.exp(energy(x[None]).astype(np.float64))[0]
+    combine = np.max if rule == "either" else np.min
+
+    def model(batch: np.ndarray) -> np.ndarray:
+        shares = np.exp(energy(batch).astype(np.float64)) / full
+        kept = np.log(combine(shares, axis=1) + 1e-12)
+        return np.stack([kept, np.full_like(kept, np.log(LEVEL))], 1).astype(np.float32)
+
+    return model
+
+
 # ----------------------------------------------------------------- evaluate's data set
 
 EVALUATE_FAST = {"iterations": 2, "search_limit": 150, "seed": 1}

@@ -10,41 +10,15 @@ import pytest
 import freqrex
 from freqrex.config import Config
 from freqrex.errors import InputError
-from tests.oracles import SR, band_noise, callable_band_oracle
-
-BAND_A, BAND_B = (200.0, 600.0), (1000.0, 2000.0)
-N = 4096
-LEVEL = 0.6   # a sufficient set holds more than this share of a band's energy
-
-
-def _clip() -> np.ndarray:
-    rng = np.random.default_rng(0)
-    x = (band_noise(rng, *BAND_A, 1.0, N) + band_noise(rng, *BAND_B, 1.0, N)
-         + band_noise(rng, 3000, 5000, 0.5, N) + 0.01 * rng.standard_normal(N))
-    return (0.2 * x).astype(np.float32)
-
-
-def _model(rule: str, x: np.ndarray):
-    """Logits ``[log r, log LEVEL]`` with ``r`` the kept share of band A's and B's energy,
-    combined by ``max`` ("either": one band suffices) or ``min`` ("both")."""
-    energy = callable_band_oracle([BAND_A, BAND_B], SR, output="logits")
-    full = np.exp(energy(x[None]).astype(np.float64))[0]
-    combine = np.max if rule == "either" else np.min
-
-    def model(batch: np.ndarray) -> np.ndarray:
-        shares = np.exp(energy(batch).astype(np.float64)) / full
-        kept = np.log(combine(shares, axis=1) + 1e-12)
-        return np.stack([kept, np.full_like(kept, np.log(LEVEL))], 1).astype(np.float32)
-
-    return model
+from tests.oracles import BAND_A, BAND_B, SR, two_band_clip, two_band_model
 
 
 def _explain(rule: str, **params):
-    x = _clip()
+    x = two_band_clip()
     defaults = dict(multiple=4, iterations=3, search_limit=400, multiple_budget=1500,
                     output_activation="softmax", seed=1, minimal_budget=4000)
     defaults.update(params)
-    return freqrex.explain(_model(rule, x), x, sample_rate=SR, **defaults)
+    return freqrex.explain(two_band_model(rule, x), x, sample_rate=SR, **defaults)
 
 
 def _band_of(e) -> set[int]:
@@ -150,7 +124,7 @@ def test_restricted_mutants_never_keep_a_used_feature(domain: str) -> None:
     from freqrex.domains import make_domain
     from freqrex.multiple import _Restricted
 
-    d = make_domain(_clip(), SR, domain, 256, 128, (100.0, 6000.0))
+    d = make_domain(two_band_clip(), SR, domain, 256, 128, (100.0, 6000.0))
     rng = np.random.default_rng(2)
     used = rng.choice(d.candidates(), size=200, replace=False)
     r = _Restricted(d, used)

@@ -7,47 +7,25 @@ import re
 
 import numpy as np
 import pytest
+from browser import audio_states, needs_chromium
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
-from oracles import SR, band_noise, callable_band_oracle
-from test_report_html import audio_states, needs_chromium
+from oracles import SR, TWO_BAND_N, two_band_clip, two_band_model
 
 import freqrex
 from freqrex.output.figure_sets import SET_COLOURS, plot_sets, set_colour
 from freqrex.output.figures import plot_result
 
-BAND_A, BAND_B = (200.0, 600.0), (1000.0, 2000.0)
-N = 4096
-
-
-def _clip() -> np.ndarray:
-    rng = np.random.default_rng(0)
-    x = (band_noise(rng, *BAND_A, 1.0, N) + band_noise(rng, *BAND_B, 1.0, N)
-         + band_noise(rng, 3000, 5000, 0.5, N) + 0.01 * rng.standard_normal(N))
-    return (0.2 * x).astype(np.float32)
-
-
-def _either_band_model(x: np.ndarray):
-    """Class 0 while either band keeps 60% of its energy: one sufficient set per band."""
-    energy = callable_band_oracle([BAND_A, BAND_B], SR, output="logits")
-    full = np.exp(energy(x[None]).astype(np.float64))[0]
-
-    def model(batch: np.ndarray) -> np.ndarray:
-        kept = np.log(np.max(np.exp(energy(batch).astype(np.float64)) / full, axis=1) + 1e-12)
-        return np.stack([kept, np.full_like(kept, np.log(0.6))], 1).astype(np.float32)
-
-    return model
-
 
 def _explain(domain: str = "fft", **params):
-    x = _clip()
+    x = two_band_clip()
     settings = dict(multiple=4, iterations=3, search_limit=400, multiple_budget=1500,
                     output_activation="softmax", seed=1, minimal_budget=4000, domain=domain,
                     n_fft=256, hop=128)
     if domain == "stft":
         settings.update(multiple_budget=6000, minimal_budget=6000)
     settings.update(params)
-    return freqrex.explain(_either_band_model(x), x, sample_rate=SR, **settings)
+    return freqrex.explain(two_band_model("either", x), x, sample_rate=SR, **settings)
 
 
 @pytest.fixture(scope="module", params=["fft", "stft"])
@@ -154,4 +132,4 @@ def test_every_set_player_loads_in_chromium(tmp_path):
     assert {"sufficient.wav", "sufficient_2.wav"} <= {s["src"] for s in states}
     for s in states:
         assert s["error"] is None and s["ready"] >= 1, s
-        assert s["duration"] == pytest.approx(N / SR, abs=0.01), s
+        assert s["duration"] == pytest.approx(TWO_BAND_N / SR, abs=0.01), s

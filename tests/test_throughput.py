@@ -7,7 +7,7 @@ binding) must never change a score: every test here compares bit for bit.
 import numpy as np
 import onnxruntime as ort
 import pytest
-from oracles import BANDS, SR, band_energy_model, make_clip
+from oracles import BANDS, SR, band_energy_model, make_clip, two_band_clip, two_band_model
 
 import freqrex
 from freqrex.config import ModelConfig, parse_memory
@@ -262,20 +262,18 @@ def test_a_session_without_an_arena_runs_under_any_budget():
 
 
 def test_multiple_sets_do_not_depend_on_the_budget(monkeypatch):
-    from test_multiple import _clip, _model
-
     from freqrex import multiple
 
     calls = []
     restricted = multiple._Restricted.mutants
     monkeypatch.setattr(multiple._Restricted, "mutants",
                         lambda self, *a, **k: calls.append(1) or restricted(self, *a, **k))
-    x = _clip()
+    x = two_band_clip()
     params = dict(multiple=4, iterations=3, search_limit=400, multiple_budget=1500, seed=1,
                   output_activation="softmax", minimal_budget=4000)
     runs = []
     for budget in (None, 1):  # 1 byte: two rows a pass, every split's mutants in pieces
-        model = CallableModel(_model("both", x), sample_rate=SR, max_memory=budget)
+        model = CallableModel(two_band_model("both", x), sample_rate=SR, max_memory=budget)
         runs.append(freqrex.explain(model, x, sample_rate=SR, **params))
         assert calls, "the restricted search ran"
         calls.clear()
