@@ -61,13 +61,14 @@ def pieces(total: int, step: int) -> list[tuple[int, int]]:
     Pieces hold two rows or more wherever ``total`` allows (no one-row tail): ONNX
     Runtime scores a one-row batch with other kernels, whose last bit can differ, so a
     memory budget that cut off one row would change a score (see ``Model._forward_all``).
+    A step below three may then give one piece of three rows.
     """
     step = max(2, int(step))
     out, start = [], 0
     while start < total:
         size = min(step, total - start)
-        if total - start - size == 1 and size >= 3:
-            size -= 1
+        if total - start - size == 1:   # one row would be left alone
+            size += -1 if size >= 3 else 1
         out.append((start, start + size))
         start += size
     return out

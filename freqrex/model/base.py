@@ -339,8 +339,8 @@ class Model:
             step = self._chunk_rows(x.shape[1])
             if not self._fixed_rows():
                 step = max(step, min(2, self.batch_size))
-                if left - step == 1 and step >= 3:  # no one-row tail: ..., step - 1, 2
-                    step -= 1
+                if left - step == 1 and step >= 2:  # no one-row tail: ..., step - 1, 2
+                    step += -1 if step >= 3 else 1  # (or 3 where the step is 2)
             rows32 = np.ascontiguousarray(x[start : start + step], dtype=np.float32)
             parts.append(self._timed_forward(rows32))
             start += step
