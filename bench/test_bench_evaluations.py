@@ -1,16 +1,17 @@
-"""Model evaluations per explanation: the adaptive stop, and a fast setting, against every
-iteration run.
+"""Model evaluations per explanation: the adaptive stop, a fast setting and cuts by
+energy, against every iteration run.
 
-One run measures all three on the same clips and seeds, so the ratios hold on a noisy
+One run measures all four on the same clips and seeds, so the ratios hold on a noisy
 machine: ``ADAPTIVE`` (the search stops once 2 iterations in a row no longer shrink the
 smallest sufficient prefix), ``FAST`` (30 iterations of 100 mutants, stopping after the
-first that does not improve) and the default, the search the issue measured (10
+first that does not improve), ``ENERGY`` (splits cut boxes at shares of their energy,
+a third of the search budget) and the default, the search the issue measured (10
 iterations of 300 mutants, every one run), all with today's definitions, minimal sets
 and exact savings (the necessary predicate scored half by half; every mutant asked for
 twice answered once). Target: at most 1/3 of the waveforms, sets no larger.
 
 Run: ``.venv/bin/python -m pytest bench/test_bench_evaluations.py --benchmark-disable -s``
-(about 8 minutes on the 2-core dev box).
+(about 11 minutes on the 2-core dev box).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ SEEDS = (0, 1, 2)
 THEN = {"iterations": 10, "search_limit": 3000, "stable_rounds": 0}   # the defaults
 ADAPTIVE = {"iterations": 10, "search_limit": 3000, "stable_rounds": 2}
 FAST = {"iterations": 30, "search_limit": 3000, "stable_rounds": 1}
+ENERGY = {"iterations": 10, "search_limit": 1000, "stable_rounds": 0, "cuts": "energy"}
+SETTINGS = {"now": "adaptive (stable_rounds 2)", "fast": "fast (30 x 100, stable_rounds 1)",
+            "energy": "energy cuts, search_limit 1000"}
 KINDS = ("sufficient", "necessary")
 _rows: list[dict] = []
 
@@ -56,20 +60,25 @@ def test_adaptive_stops_against_every_iteration(name, seed, model, benchmark):
     clip = _clips()[name]
     then = freqrex.explain(model, clip, seed=seed, **THEN)
     fast = freqrex.explain(model, clip, seed=seed, **FAST)
+    energy = freqrex.explain(model, clip, seed=seed, **ENERGY)
     now = benchmark.pedantic(lambda: freqrex.explain(model, clip, seed=seed, **ADAPTIVE),
                              rounds=1, iterations=1)
     row = {"clip": name, "seed": seed, "then": then.stats.mutants, "now": now.stats.mutants,
-           "fast": fast.stats.mutants, "iterations": (now.stats.iterations,
-                                                      fast.stats.iterations),
-           "sizes_then": _sizes(then), "sizes_now": _sizes(now), "sizes_fast": _sizes(fast)}
+           "fast": fast.stats.mutants, "energy": energy.stats.mutants,
+           "iterations": (now.stats.iterations, fast.stats.iterations),
+           "sizes_then": _sizes(then), "sizes_now": _sizes(now), "sizes_fast": _sizes(fast),
+           "sizes_energy": _sizes(energy)}
     _rows.append(row)
     benchmark.extra_info.update(row, ratio=row["now"] / row["then"],
-                                ratio_fast=row["fast"] / row["then"])
+                                ratio_fast=row["fast"] / row["then"],
+                                ratio_energy=row["energy"] / row["then"])
     print(f"\n{name} seed {seed}: waveforms every iteration {row['then']}, adaptive "
           f"{row['now']} "
           f"({row['now'] / row['then']:.2f}x), fast {row['fast']} "
-          f"({row['fast'] / row['then']:.2f}x); iterations now/fast {row['iterations']}; "
-          f"sizes then {row['sizes_then']} now {row['sizes_now']} fast {row['sizes_fast']}")
+          f"({row['fast'] / row['then']:.2f}x), energy {row['energy']} "
+          f"({row['energy'] / row['then']:.2f}x); iterations now/fast {row['iterations']}; "
+          f"sizes then {row['sizes_then']} now {row['sizes_now']} fast {row['sizes_fast']} "
+          f"energy {row['sizes_energy']}")
     assert now.stats.mutants < then.stats.mutants
 
 
@@ -77,10 +86,9 @@ def test_summary():
     """Ratios over every clip and seed above (run after them)."""
     if not _rows:
         pytest.skip("run with the cases above")
-    for setting in ("now", "fast"):
+    for setting, label in SETTINGS.items():
         ratios = [r[setting] / r["then"] for r in _rows]
-        label = {"now": "adaptive (stable_rounds 2)", "fast": "fast (30 x 100, stable_rounds 1)"}
-        print(f"\n{label[setting]}: waveforms against every iteration: median "
+        print(f"\n{label}: waveforms against every iteration: median "
               f"{statistics.median(ratios):.2f}x, max {max(ratios):.2f}x over {len(ratios)} "
               "explanations")
         for kind in KINDS:
