@@ -77,10 +77,10 @@ class Energy:
 
     def __init__(self, power: np.ndarray) -> None:
         power = np.asarray(power, dtype=np.float64)
-        total = np.zeros(tuple(d + 1 for d in power.shape))
-        total[(slice(1, None),) * power.ndim] = power.cumsum(0).cumsum(1) if power.ndim == 2 \
-            else power.cumsum()
-        self._total = total
+        # a summed-area table: the energy of features [0, i) (by [0, j) frames), zero-padded
+        self._total = np.zeros(tuple(d + 1 for d in power.shape))
+        inner = (slice(1, None),) * power.ndim
+        self._total[inner] = power.cumsum(0).cumsum(1) if power.ndim == 2 else power.cumsum()
 
     def along(self, box: Box, axis: int) -> np.ndarray:
         """Energy of the box before each cut position along ``axis`` (0: bins or rows,
