@@ -17,11 +17,15 @@ from freqrex.responsibility import child_responsibility
 @settings(max_examples=200, deadline=None)
 def test_split_tiles_the_box_with_children_of_min_size(lo, size, min_size, seed):
     box = Interval(lo, lo + size)
-    children = split(box, np.random.default_rng(seed), min_size)
-    if size // min_size < 2:
+    _assert_tiles(box, split(box, np.random.default_rng(seed), min_size), min_size)
+
+
+def _assert_tiles(box, children, min_size):
+    """Children of ``min_size`` or more, as many as fit up to four, tiling ``box``."""
+    if box.size // min_size < 2:
         assert children == []
         return
-    assert len(children) == min(4, size // min_size)
+    assert len(children) == min(4, box.size // min_size)
     assert children[0].lo == box.lo and children[-1].hi == box.hi
     assert all(a.hi == b.lo for a, b in zip(children, children[1:]))
     assert all(c.size >= min_size for c in children)
@@ -66,13 +70,7 @@ def test_energy_cuts_tile_the_box_with_children_of_min_size(lo, size, min_size, 
     children = split(box, np.random.default_rng(seed), min_size, energy=Energy(power))
     assert children == split(box, np.random.default_rng(seed), min_size,
                              energy=Energy(power))   # same seed, same cuts
-    if size // min_size < 2:
-        assert children == []
-        return
-    assert len(children) == min(4, size // min_size)
-    assert children[0].lo == box.lo and children[-1].hi == box.hi
-    assert all(a.hi == b.lo for a, b in zip(children, children[1:]))
-    assert all(c.size >= min_size for c in children)
+    _assert_tiles(box, children, min_size)
 
 
 def test_energy_cuts_fall_where_the_energy_is():
