@@ -295,8 +295,9 @@ def _rankings_section(summary: Summary) -> list[str]:
     """The evaluation's "rankings compared" table (``--compare``); nothing otherwise."""
     from freqrex.evaluation.baselines_report import HEADERS, NOTE, TITLE
 
-    if not summary.rankings:
+    rows = getattr(summary, "rankings", [])
+    if not rows:
         return []
     cells = ["<tr>" + _cells(_e(r.domain), _e(r.ranking), *(_e(c) for c in r.cells()))
-             + "</tr>" for r in summary.rankings]
+             + "</tr>" for r in rows]
     return [f"<h2>{_e(TITLE.capitalize())}</h2>", f"<p>{_e(NOTE)}</p>", _table(HEADERS, cells)]
