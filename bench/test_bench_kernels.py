@@ -19,6 +19,7 @@ cached in the wisdom file); without it the plans are whatever the wisdom file al
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -134,3 +135,42 @@ def test_synth_throughput(benchmark, record_synth, method: str, n: int) -> None:
     benchmark.extra_info["fftw_planner"] = _planner(n)
     benchmark(fn, s)
     record_synth(benchmark, n, method, MUTANTS, _planner(n))
+
+
+# ----------------------------------------------------------------- short clips' path
+
+
+def _median_seconds(fn: Callable[[], object], repeats: int = 30) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+@pytest.mark.parametrize("n", [512, 1024, 2048, 4096, 8192, 16_000, 64_000], ids=lambda n: f"n{n}")
+def test_short_clips_numpy_against_fftw_rows(benchmark, monkeypatch, n: int) -> None:
+    """32 bin-set rows (the minimisation's batches) in one numpy call against FFTW plans
+    run row by row, in the same run: the reason for ``_NUMPY_MAX_N`` (4 096)."""
+    from freqrex._kernels import bin_set_parts
+    from freqrex._kernels import fft as kfft
+
+    threshold = kfft._NUMPY_MAX_N   # before the paths are forced below
+    rng = np.random.default_rng(n)
+    k = n // 2 + 1
+    spectrum = (rng.standard_normal(k) + 1j * rng.standard_normal(k)).astype(np.complex64)
+    sets = [rng.choice(k, int(rng.integers(1, k)), replace=False) for _ in range(32)]
+    monkeypatch.setattr(kfft, "_NUMPY_MAX_N", 1 << 30)
+    via_numpy = bin_set_parts(spectrum, sets, n)
+    numpy_s = _median_seconds(lambda: bin_set_parts(spectrum, sets, n))
+    monkeypatch.setattr(kfft, "_NUMPY_MAX_N", 0)
+    via_fftw = bin_set_parts(spectrum, sets, n)
+    fftw_s = _median_seconds(lambda: bin_set_parts(spectrum, sets, n))
+    np.testing.assert_allclose(via_numpy, via_fftw, rtol=0, atol=1e-5 * np.abs(via_fftw).max())
+    benchmark.extra_info.update(numpy_ms=numpy_s * 1e3, fftw_ms=fftw_s * 1e3,
+                                fftw_over_numpy=fftw_s / numpy_s)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)  # the numbers are in extra_info
+    chosen = "numpy" if n <= threshold else "fftw"
+    print(f"\nn = {n}: 32 bin-set rows numpy {numpy_s * 1e3:.2f} ms, FFTW rows "
+          f"{fftw_s * 1e3:.2f} ms ({fftw_s / numpy_s:.1f}x); freqrex uses {chosen}")

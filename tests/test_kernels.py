@@ -242,7 +242,7 @@ def test_prefix_parts_matches_numpy(seed, n, data, row_pool):
     assert_rows_match(got, X, [ranking[:kk] for kk in ks], n)
 
 
-@pytest.mark.parametrize("n", [512, 4097, 16_384])
+@pytest.mark.parametrize("n", [512, 2049, 4096])
 def test_short_clips_rows_do_not_depend_on_the_rows_beside_them(n):
     # one numpy call transforms all the rows: each must be what it is alone, bit for bit,
     # or the batch size would change a score

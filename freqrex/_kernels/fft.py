@@ -64,11 +64,12 @@ _SYN_US_PER_N = 0.15e-3
 _SYN_US_PER_NW = 0.12e-3
 _SYNTH_MAX_WIDTH = 16  # bounds the synthesis table (w x 512 doubles, twice)
 # At or below this length one batched numpy (pocketfft) transform of every row beats
-# FFTW plans run row by row from Python, whose per-row hand-offs dominate a short row:
-# 32 rows of bin sets at n = 512 took 0.41 ms against 2.9 ms, at n = 16 000 6.3 against
-# 8.0 ms; at 64 000 FFTW won (23 against 30 ms). numpy transforms each row alone, so a
-# row is the same bit for bit however many rows share the call (tested).
-_NUMPY_MAX_N = 1 << 14
+# FFTW plans run row by row from Python, whose per-row hand-offs dominate a short row
+# (bench/test_bench_kernels.py, 32 bin-set rows: numpy 1.1-3.0x faster at 512 to 4 096
+# samples, 0.8-1.7x at 8 192, FFTW 1.7-2x faster at 16 000 and 2-2.5x at 64 000). numpy
+# transforms each row alone, so a row is the same bit for bit however many rows share
+# the call (tested).
+_NUMPY_MAX_N = 1 << 12
 
 
 # --------------------------------------------------------------------------- driver
