@@ -111,8 +111,9 @@ class Config(Checked):
         Every prefix size up to this many features is tested in the first extraction batch,
         so a smallest prefix within it is proven smallest.
     minimal_budget : int
-        Mutants the shrinking of the found sets to subset-minimal ones may evaluate (all
-        kinds together); 0 reports the prefixes unshrunk.
+        Mutants the shrinking of each found set to a subset-minimal one may evaluate (the
+        sufficient, necessary and complete sets each have this budget); 0 reports the
+        prefixes unshrunk.
     multiple : int
         Up to this many sufficient sets, each subset-minimal and verified (1: only the
         first); see :mod:`freqrex.multiple`.
@@ -165,7 +166,7 @@ class Config(Checked):
     dense_limit: int = param(
         64, "Prefix sizes up to this are all tested, so a smallest size within it is exact.")
     minimal_budget: int = param(
-        500, "Mutants spent shrinking the sets to subset-minimal ones (0: do not shrink).")
+        500, "Mutants spent shrinking each set to a subset-minimal one (0: do not shrink).")
     multiple: int = param(
         1, "Look for up to this many sufficient sets, each minimal and verified, disjoint by "
         "default: how many independent reasons the model has (1: only the first).")

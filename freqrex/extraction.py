@@ -15,7 +15,7 @@ first ``k``. For each kind (predicates in :mod:`freqrex.criterion`):
    ``k`` was tested. ``search="linear"`` scans in steps of ``chunk`` as ReX does.
 2. **Minimal set** (:func:`shrink`): the prefix is shrunk to a subset-minimal set (no
    single feature can be dropped with the predicate still holding), ddmin style, in
-   batched rounds within ``minimal_budget`` mutants.
+   batched rounds within ``minimal_budget`` mutants per set.
 3. **Verification**: one last model call on every reported set.
 
 Every batch is a fixed list of mutants, so nothing depends on ``batch_size``.
@@ -258,13 +258,10 @@ def extract(domain: Domain, criterion: Criterion, ranking: np.ndarray,
             break
     for kind in KINDS:
         found.setdefault(kind, Extracted(kind, None))
-    budget = config.minimal_budget
     for e in found.values():
-        if e.k is None:
-            continue
-        e.bins, e.minimal, e.minimal_note, spent = shrink(
-            domain, criterion, e.kind, ranking[:e.k], budget, mutants)
-        budget -= spent
+        if e.k is not None:   # each set its own budget: one hard set cannot starve the rest
+            e.bins, e.minimal, e.minimal_note, _ = shrink(
+                domain, criterion, e.kind, ranking[:e.k], config.minimal_budget, mutants)
     return _verify(domain, criterion, found)
 
 

@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 from oracles import BANDS, SR, callable_band_oracle, make_clip
 
 import freqrex
-from freqrex import CallableModel
+from freqrex import CallableModel, extraction
 from freqrex.config import Config
-from freqrex.criterion import Criterion
+from freqrex.criterion import KINDS, Criterion
 from freqrex.domains import FFTDomain
-from freqrex.extraction import Prefixes, coarse_prefix, extract, smallest_prefix
+from freqrex.extraction import Prefixes, coarse_prefix, extract, shrink, smallest_prefix
 from freqrex.mutants import Mutants, minus, overlapped, run_key
 
 DENSE = 64
@@ -226,6 +226,32 @@ def test_extraction_spends_no_mutants_it_has_seen():
         assert not e.minimal and "minimal_budget" in e.minimal_note and len(e.bins) == e.k
     # prefix searches share their outputs: no more mutants than distinct prefixes + checks
     assert sum(counted) <= 3 * (DENSE + 40) + 4
+
+
+def test_each_set_has_its_own_minimal_budget(monkeypatch):
+    """The necessary set's shrinking does not eat into the complete set's: each kind is
+    shrunk with the whole ``minimal_budget`` (what one kind spends is at most that), and
+    the complete set comes out smaller than it would with what the others left."""
+    budget = 60
+    domain = FFTDomain(make_clip(1, n=4096), SR)
+    criterion = _oracle_criterion(domain)
+    ranking = np.argsort(-domain.magnitude())
+    runs = []
+
+    def recorded(domain, criterion, kind, bins, budget, mutants=None):
+        out = shrink(domain, criterion, kind, bins, budget, mutants)
+        runs.append((kind, budget, out[3]))
+        return out
+
+    monkeypatch.setattr(extraction, "shrink", recorded)
+    found = extract(domain, criterion, ranking, Config(minimal_budget=budget))
+    assert [kind for kind, _, _ in runs] == list(KINDS)
+    assert all(given == budget and spent <= budget for _, given, spent in runs)
+    left = budget - sum(spent for kind, _, spent in runs if kind != "complete")
+    assert sum(spent for _, _, spent in runs) > budget   # a shared budget would have run out
+    complete = found["complete"]
+    starved, _, _, _ = shrink(domain, criterion, "complete", ranking[:complete.k], left)
+    assert len(complete.bins) < len(starved)
 
 
 @pytest.mark.parametrize("rule", ["class", "confidence"])
