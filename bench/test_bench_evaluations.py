@@ -11,7 +11,7 @@ and exact savings (the necessary predicate scored half by half; every mutant ask
 twice answered once). Target: at most 1/3 of the waveforms, sets no larger.
 
 Run: ``.venv/bin/python -m pytest bench/test_bench_evaluations.py --benchmark-disable -s``
-(about 11 minutes on the 2-core dev box).
+(about 12 minutes on the 2-core dev box).
 """
 
 from __future__ import annotations
