@@ -238,9 +238,9 @@ def test_each_set_has_its_own_minimal_budget(monkeypatch):
     ranking = np.argsort(-domain.magnitude())
     runs = []
 
-    def recorded(domain, criterion, kind, bins, budget, mutants=None):
-        out = shrink(domain, criterion, kind, bins, budget, mutants)
-        runs.append((kind, budget, out[3]))
+    def recorded(domain, criterion, kind, bins, given, mutants=None):
+        out = shrink(domain, criterion, kind, bins, given, mutants)
+        runs.append((kind, given, out[3]))
         return out
 
     monkeypatch.setattr(extraction, "shrink", recorded)

@@ -398,10 +398,18 @@ def test_the_search_progress_moves_on_a_terminal(files):
     assert len(counts) >= 2, text[-2000:]  # more than the start and the end: it moved
 
 
+_AS_IN_A_TERMINAL = ("import runpy, signal, sys; "
+                     "signal.signal(signal.SIGINT, signal.default_int_handler); "
+                     "sys.argv[0] = 'freqrex'; "
+                     "runpy.run_module('freqrex.cli', run_name='__main__')")
+
+
 @pytest.mark.parametrize("delay", [0.0, 0.7, 2.5])
 def test_ctrl_c_stops_cleanly_at_any_moment(long_clip, tmp_path, delay):
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "freqrex.cli", "run", str(long_clip),
+    # A shell runs background jobs with SIGINT ignored, and a child inherits that (Python
+    # then installs no KeyboardInterrupt handler): start the CLI as a terminal would.
+    proc = subprocess.Popen([sys.executable, "-c", _AS_IN_A_TERMINAL, "run", str(long_clip),
                              "--out", str(out), "--quiet"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     first = proc.stderr.readline()  # the long-run warning: the command has started
