@@ -416,7 +416,12 @@ def test_ctrl_c_stops_cleanly_at_any_moment(long_clip, tmp_path, delay):
     assert "warning:" in first, first
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
-    stdout, rest = proc.communicate(timeout=60)
+    try:
+        stdout, rest = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()   # a run that ignored the interrupt must not outlive the test
+        proc.communicate()
+        raise
     # 130, or death by SIGINT itself: CPython re-raises SIGINT at exit when the interrupt
     # landed inside code it ran through PyRun_* (Numba's), whatever exit status we chose;
     # both tell a calling shell that the command was interrupted
