@@ -398,8 +398,9 @@ def test_the_search_progress_moves_on_a_terminal(files):
     assert len(counts) >= 2, text[-2000:]  # more than the start and the end: it moved
 
 
-_AS_IN_A_TERMINAL = ("import runpy, signal, sys; "
+_AS_IN_A_TERMINAL = ("import faulthandler, runpy, signal, sys; "
                      "signal.signal(signal.SIGINT, signal.default_int_handler); "
+                     "faulthandler.register(signal.SIGUSR1); "
                      "sys.argv[0] = 'freqrex'; "
                      "runpy.run_module('freqrex.cli', run_name='__main__')")
 
@@ -419,9 +420,11 @@ def test_ctrl_c_stops_cleanly_at_any_moment(long_clip, tmp_path, delay):
     try:
         stdout, rest = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)   # every thread's stack, to say where it was
+        time.sleep(1.0)
         proc.kill()   # a run that ignored the interrupt must not outlive the test
-        proc.communicate()
-        raise
+        _, rest = proc.communicate()
+        pytest.fail(f"still running 60 s after Ctrl-C; its stderr ends:\n{rest[-4000:]}")
     # 130, or death by SIGINT itself: CPython re-raises SIGINT at exit when the interrupt
     # landed inside code it ran through PyRun_* (Numba's), whatever exit status we chose;
     # both tell a calling shell that the command was interrupted
