@@ -26,6 +26,7 @@ import numpy as np
 from freqrex.boxes import Box, Interval
 from freqrex.criterion import Criterion
 from freqrex.domains import Domain
+from freqrex.model.base import pass_rows
 
 Key = tuple[int, int, int]
 EMPTY: Key = (0, 0, 0)
@@ -58,17 +59,14 @@ def run_key(sums: np.ndarray, start: int, stop: int) -> Key:
 def pieces(total: int, step: int) -> list[tuple[int, int]]:
     """``(start, stop)`` of consecutive pieces of ``total`` rows, at most ``step`` each.
 
-    Pieces hold two rows or more wherever ``total`` allows (no one-row tail): ONNX
-    Runtime scores a one-row batch with other kernels, whose last bit can differ, so a
-    memory budget that cut off one row would change a score (see ``Model._forward_all``).
-    A step below three may then give one piece of three rows.
+    Pieces hold two rows or more wherever ``total`` allows (no one-row tail, as the model's
+    own passes: :func:`freqrex.model.base.pass_rows`), so a step below three may give one
+    piece of three rows.
     """
     step = max(2, int(step))
     out, start = [], 0
     while start < total:
-        size = min(step, total - start)
-        if total - start - size == 1:   # one row would be left alone
-            size += -1 if size >= 3 else 1
+        size = pass_rows(total - start, step)
         out.append((start, start + size))
         start += size
     return out

@@ -39,6 +39,20 @@ PROB_TOLERANCE = 1e-5
 _MEASURED: dict[str, float] = {}  # model file -> the largest bytes/sample measured for it
 
 
+def pass_rows(left: int, step: int) -> int:
+    """Rows of the next pass over ``left`` rows in passes of ``step``: ``step``, unless
+    that would leave one row alone (..., ``step - 1``, 2; or 3 once where ``step`` is 2).
+
+    ONNX Runtime scores a one-row batch with other kernels (GEMV for GEMM) whose last bit
+    can differ, so a memory budget or ``batch_size`` that cut off one row would change a
+    score. A ``step`` of one is kept (the caller asked for one-row passes).
+    """
+    size = min(step, left)
+    if left - size == 1 and size >= 2:
+        size += -1 if size >= 3 else 1
+    return size
+
+
 @dataclass
 class ModelStats:
     """Counts of every model call.
@@ -328,19 +342,15 @@ class Model:
         """Raw outputs of ``x`` in passes of at most :meth:`waveforms_per_batch` rows (the
         first pass, sized by the prior, measures the activations for the rest).
 
-        Where ``batch_size`` allows, no pass takes one row out of a larger call: ONNX
-        Runtime scores a one-row batch with other kernels (GEMV for GEMM) whose last bit
-        can differ, so the budget would change scores. A pass then exceeds the budget by one
-        waveform at most.
+        Where ``batch_size`` allows, no pass takes one row out of a larger call
+        (:func:`pass_rows`); a pass then exceeds the budget by one waveform at most.
         """
         parts, start, rows = [], 0, x.shape[0]
         while start < rows:
             left = rows - start
             step = self._chunk_rows(x.shape[1])
             if not self._fixed_rows():
-                step = max(step, min(2, self.batch_size))
-                if left - step == 1 and step >= 2:  # no one-row tail: ..., step - 1, 2
-                    step += -1 if step >= 3 else 1  # (or 3 where the step is 2)
+                step = pass_rows(left, max(step, min(2, self.batch_size)))
             rows32 = np.ascontiguousarray(x[start : start + step], dtype=np.float32)
             parts.append(self._timed_forward(rows32))
             start += step
