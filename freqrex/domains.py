@@ -86,6 +86,13 @@ class _Spectral:
         """Flat indices of the searched features."""
         return self.root.flat(self.shape)
 
+    def _fix(self, fixed: np.ndarray) -> None:
+        """Hold the signal of the features outside the root, and what each batch reuses."""
+        self.fixed = fixed
+        # a root of every feature fixes nothing: no pass over each batch to add zeros
+        self._any_fixed = bool(np.any(fixed))
+        self._whole = self.x + fixed   # what a removal subtracts from, made once
+
     def _fixed_signal(self) -> np.ndarray:
         inside = np.zeros(self.n_features, dtype=bool)
         inside[self.candidates()] = True
@@ -133,19 +140,22 @@ class _Spectral:
     def keep(self, feature_sets: list[np.ndarray]) -> np.ndarray:
         """Mutants keeping each set of (flat) features plus the fixed ones, ``[M, n]``."""
         out = self._signals([np.asarray(s, dtype=np.int64) for s in feature_sets])
-        out += self.fixed
-        return out
+        return self._with_fixed(out)
 
     def keep_top(self, ranking: np.ndarray, ks: np.ndarray) -> np.ndarray:
         """Mutants keeping the first ``k`` ranked features for each ``k`` in ``ks``."""
         out = self._prefix(np.ascontiguousarray(ranking, np.int64), np.asarray(ks, np.int64))
-        out += self.fixed
+        return self._with_fixed(out)
+
+    def _with_fixed(self, out: np.ndarray) -> np.ndarray:
+        if self._any_fixed:
+            out += self.fixed
         return out
 
     def remove(self, kept: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The clip without what the mutants ``kept`` hold (beyond the fixed part), in
         ``out`` (float32, shaped like ``kept``) when given."""
-        return np.subtract(self.x + self.fixed, kept, out=out)
+        return np.subtract(self._whole, kept, out=out)
 
     # reporting ----------------------------------------------------------------------
     def energy_share(self, features: np.ndarray) -> float:
@@ -203,7 +213,7 @@ class FFTDomain(_Spectral):
         self._row_hz = self.sample_rate / self.n
         lo, hi = _row_range(self.shape[0], self._row_hz, freq_range)
         self.root = Interval(lo, hi)
-        self.fixed = self._fixed_signal()
+        self._fix(self._fixed_signal())
 
     def frequencies(self) -> np.ndarray:
         """Centre frequency of every bin, in Hz."""
@@ -263,7 +273,7 @@ class STFTDomain(_Spectral):
         self._row_hz = self.sample_rate / self.n_fft
         lo, hi = _row_range(self.shape[0], self._row_hz, freq_range)
         self.root = Rect(lo, hi, 0, self.shape[1])
-        self.fixed = self._fixed_signal()
+        self._fix(self._fixed_signal())
 
     def magnitude(self) -> np.ndarray:
         return np.abs(self.coefficients)
