@@ -149,6 +149,27 @@ def test_freq_range_limits_the_search(oracle_path):
     assert not result.responsibility[(hz < 299) | (hz > 501)].any()
 
 
+@pytest.mark.parametrize("domain", ["fft", "stft"])
+def test_a_restricted_root_keeps_what_lies_outside_it_in_every_mutant(domain):
+    from freqrex.domains import make_domain
+    from freqrex.extraction import rank_bins
+
+    x = make_clip(seed=5)
+    d = make_domain(x, SR, domain, 256, 64, (300.0, 500.0))
+    inside = d.candidates()
+    assert np.abs(d.fixed).max() > 0.1 * np.abs(x).max()   # most of the clip is outside
+    half = inside[::2]
+    kept = d.keep([np.empty(0, np.int64), inside, half])
+    np.testing.assert_allclose(kept[0], d.fixed, atol=1e-5)
+    np.testing.assert_allclose(kept[1], x, atol=1e-4)       # all of it: the clip again
+    ranking = rank_bins(np.zeros(d.shape), d.magnitude(), inside)
+    np.testing.assert_allclose(d.keep_top(ranking, np.array([0, len(inside)])), kept[:2],
+                               atol=1e-4)
+    # the clip without what a mutant keeps of the root: the rest of it, and the outside
+    rest = d.keep([np.setdiff1d(inside, half)])[0]
+    np.testing.assert_allclose(d.remove(kept[2:3])[0], rest, atol=1e-4)
+
+
 def test_a_python_callable_gives_the_onnx_oracles_answer(oracle_path):
     x = make_clip(seed=6)
     common = dict(sample_rate=SR, seed=2, iterations=3, search_limit=400)
