@@ -53,7 +53,10 @@ def save(model: str, clip: str, out: Path, params: dict[str, Any]) -> None:
 
     extraction.shrink = recording
     started = time.perf_counter()
-    result = freqrex.explain(model, clip, **params)
+    try:
+        result = freqrex.explain(model, clip, **params)
+    finally:
+        extraction.shrink = shrink
     print(f"explained in {time.perf_counter() - started:.0f} s: {result.stats}")
     np.savez(out, model=model, clip=clip, params=json.dumps(params),
              kinds=np.array([kind for kind, _ in state["sets"]]),
