@@ -10,14 +10,6 @@ _RESULTS = pytest.StashKey[dict]()
 _RUNS = pytest.StashKey[dict]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--fftw-measure",
-        action="store_true",
-        help="plan the benchmarked lengths with FFTW_MEASURE (and save the wisdom) first",
-    )
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RESULTS] = {}
     config.stash[_RUNS] = {}
@@ -43,13 +35,13 @@ def record_run(request: pytest.FixtureRequest) -> Callable[..., None]:
 def record_synth(request: pytest.FixtureRequest) -> Callable[..., None]:
     """Store mutants/s (from the median round) in extra_info and for the summary."""
 
-    def record(benchmark, n: int, method: str, mutants: int, planner: str = "") -> None:
+    def record(benchmark, n: int, method: str, mutants: int) -> None:
         stats = getattr(benchmark, "stats", None)
         if stats is None:  # --benchmark-disable: ran once, nothing timed
             return
         rate = mutants / stats.stats.median
         benchmark.extra_info["mutants_per_s"] = rate
-        request.config.stash[_RESULTS][(n, method)] = (rate, planner)
+        request.config.stash[_RESULTS][(n, method)] = rate
 
     return record
 
@@ -61,14 +53,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         return
     tr = terminalreporter
     tr.section("mutant synthesis throughput (median round)")
-    tr.write_line(f"{'n':>8}  {'method':<9} {'mutants/s':>11}  {'x naive':>8}  fftw plan")
+    tr.write_line(f"{'n':>8}  {'method':<9} {'mutants/s':>11}  {'x naive':>8}")
     for n in sorted({n for n, _ in results}):
-        naive = results.get((n, "naive"), (None, ""))[0]
-        for (m_n, method), (rate, planner) in results.items():
+        naive = results.get((n, "naive"))
+        for (m_n, method), rate in results.items():
             if m_n != n:
                 continue
             ratio = f"{rate / naive:8.1f}" if naive else f"{'-':>8}"
-            tr.write_line(f"{n:>8}  {method:<9} {rate:>11,.0f}  {ratio}  {planner}")
+            tr.write_line(f"{n:>8}  {method:<9} {rate:>11,.0f}  {ratio}")
 
 
 def _print_runs(tr, runs: dict) -> None:

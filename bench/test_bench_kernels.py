@@ -12,9 +12,8 @@ The split is the search's typical step: a static context plus 4 children (5 part
 
 The basis methods pass ``out=`` buffers (what a caller looping over splits should do).
 Run ``pytest bench/test_bench_kernels.py --benchmark-only``; ``bench/conftest.py`` prints
-mutants/s per method and the ratio against the naive loop of the same run.  Add
-``--fftw-measure`` to plan the three lengths with FFTW_MEASURE first (~20 s once, then
-cached in the wisdom file); without it the plans are whatever the wisdom file allows.
+mutants/s per method and the ratio against the naive loop of the same run.  The row
+plans are FFTW_ESTIMATE, as in every explanation (``freqrex/_kernels/planner.py``).
 """
 
 from __future__ import annotations
@@ -31,9 +30,7 @@ from freqrex._kernels import (
     combine_numba,
     interval_parts,
     irfft_batch,
-    prepare_plans,
 )
-from freqrex._kernels import rows as krows
 
 LENGTHS = (16_000, 160_000, 480_000)
 MUTANTS = 16
@@ -111,17 +108,6 @@ def _check(method: str, s: Split, result: object) -> None:
     np.testing.assert_allclose(result, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fft_plans(request) -> None:
-    if request.config.getoption("--fftw-measure"):
-        prepare_plans(LENGTHS)
-
-
-def _planner(n: int) -> str:
-    flags = krows.get_plans(n).plans[0].fftw.flags
-    return "MEASURE" if "FFTW_MEASURE" in flags else "ESTIMATE"
-
-
 @pytest.mark.parametrize(
     "n",
     [pytest.param(n, marks=pytest.mark.benchmark(group=f"synth-n{n}")) for n in LENGTHS],
@@ -132,9 +118,8 @@ def test_synth_throughput(benchmark, record_synth, method: str, n: int) -> None:
     s = Split(n)
     fn = METHODS[method]
     _check(method, s, fn(s))  # also warms plans and JIT outside the timing
-    benchmark.extra_info["fftw_planner"] = _planner(n)
     benchmark(fn, s)
-    record_synth(benchmark, n, method, MUTANTS, _planner(n))
+    record_synth(benchmark, n, method, MUTANTS)
 
 
 # ----------------------------------------------------------------- short clips' path

@@ -3,7 +3,7 @@
 Plain arrays in, plain arrays out; nothing here imports the rest of freqrex.
 
     pool.py     the thread setting (set_threads / threads), one worker pool, one plan cache
-    wisdom.py   FFTW wisdom on disk
+    planner.py  FFTW plans made the same way whatever FFTW planned before
     fft.py      batched masked inverse FFTs, narrow-band synthesis (rows.py: one row's plan)
     stft.py     forward STFT, inverse STFT of the frames a part touches (frames.py: its
                 per-worker buffers and Numba kernels)
@@ -22,9 +22,7 @@ from .pool import set_threads, threads
 
 if TYPE_CHECKING:
     from .fft import bin_set_parts, interval_parts, irfft_batch, prefix_parts, rfft
-    from .rows import prepare_plans
     from .synth import apply_mask, combine, combine_blas, combine_numba, mask_from_bins
-    from .wisdom import load_wisdom, save_wisdom, wisdom_path
 
 _HOME = {
     "apply_mask": "synth",
@@ -34,13 +32,9 @@ _HOME = {
     "combine_numba": "synth",
     "interval_parts": "fft",
     "irfft_batch": "fft",
-    "load_wisdom": "wisdom",
     "mask_from_bins": "synth",
     "prefix_parts": "fft",
-    "prepare_plans": "rows",
     "rfft": "fft",
-    "save_wisdom": "wisdom",
-    "wisdom_path": "wisdom",
 }
 
 __all__ = [
@@ -51,15 +45,11 @@ __all__ = [
     "combine_numba",
     "interval_parts",
     "irfft_batch",
-    "load_wisdom",
     "mask_from_bins",
     "prefix_parts",
-    "prepare_plans",
     "rfft",
-    "save_wisdom",
     "set_threads",
     "threads",
-    "wisdom_path",
 ]
 
 

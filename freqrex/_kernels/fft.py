@@ -7,21 +7,19 @@ Design (numbers from the 2-core dev box; see ``bench/README.md``):
   rows are handed out to the workers on demand by :func:`.pool.run` (``FFTW.execute``
   drops the GIL); the plans live in the one plan cache of :mod:`.pool`.  At
   n = 480 000 a batched FFTW_ESTIMATE plan with 2 FFTW threads took 44 ms for 16 rows
-  against ~9 ms this way, and a batched FFTW_MEASURE plan costs 20-30 s of planning on a
-  cold cache.  A plan per ``n`` also serves every batch size the search uses.
+  against ~9 ms this way.  A plan per ``n`` also serves every batch size the search uses.
 * **The masked spectrum is built in the plan's own input** (the inverse transform
   destroys it anyway), pre-scaled so the raw ``execute()`` needs no normalisation pass,
   and the result goes straight into the caller's output row when that row has the
   plan's alignment.
 * **Even n use a half-length complex transform** (see :class:`RowPlan`): under
-  FFTW_ESTIMATE it is 1.4-1.6x faster than FFTW's c2r, and no slower under MEASURE.
+  FFTW_ESTIMATE it is 1.4-1.6x faster than FFTW's c2r.
 * **Narrow intervals are synthesised directly** (a sum of ``w`` cosines) when a fixed
   cost model says it beats a row FFT: up to 8 bins at n = 480 000, 2 at n = 16 000,
   16 for lengths with large prime factors.
-* **Planner effort**: FFTW_MEASURE only when the wisdom already holds it (an
-  ``FFTW_WISDOM_ONLY`` probe costs ~0.1 ms), else FFTW_ESTIMATE, which plans in a few
-  ms.  :func:`prepare_plans` pays for MEASURE (0.2 / 1.3 / 5.5 s at n = 16k / 160k /
-  480k, for ~1.2x faster rows) and persists it in the wisdom file (:mod:`.wisdom`).
+* **Planner effort**: FFTW_ESTIMATE, planned in a few ms and made the same way whatever
+  wisdom the process holds (:mod:`.planner`): FFTW_MEASURE rows were ~1.2x faster but
+  round differently from plan to plan, and the same seed must give the same bits.
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ import numpy as np
 import pyfftw
 
 from . import pool
-from .rows import RowPlan, get_plans, prepare_plans
+from .rows import RowPlan, get_plans
 from .synth import ranks, synth_band
 
 __all__ = [
@@ -43,7 +41,6 @@ __all__ = [
     "interval_parts",
     "irfft_batch",
     "prefix_parts",
-    "prepare_plans",
     "rfft",
 ]
 

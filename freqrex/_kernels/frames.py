@@ -14,6 +14,8 @@ import numpy as np
 import pyfftw
 from numba import njit
 
+from .planner import estimate_plan
+
 __all__ = ["Worker", "fill_box", "fill_keyed", "overlap_add"]
 
 
@@ -125,12 +127,12 @@ class Worker:
         """The batch plan transforming the first ``rows`` spectra into frames."""
         plan = self.plans.get(rows)
         if plan is None:
-            plan = pyfftw.FFTW(
+            plan = estimate_plan(
                 self.spec[:rows],
                 self.frames[:rows],
                 axes=(1,),
                 direction="FFTW_BACKWARD",
-                flags=("FFTW_ESTIMATE", "FFTW_DESTROY_INPUT"),
+                flags=("FFTW_DESTROY_INPUT",),
                 threads=1,  # parallelism is across units
             )
             self.plans[rows] = plan

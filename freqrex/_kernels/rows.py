@@ -1,23 +1,23 @@
 """One inverse real FFT row: its pyFFTW plan, aligned buffers and input kernels.
 
 Each worker thread owns one :class:`RowPlan` per signal length (a :class:`PlanSet`, kept
-in the plan cache of :mod:`.pool`); :mod:`.fft` hands rows out to them.  Planner effort:
-FFTW_MEASURE when the wisdom (:mod:`.wisdom`) already holds it, else FFTW_ESTIMATE;
-:func:`prepare_plans` pays for MEASURE and saves the wisdom.
+in the plan cache of :mod:`.pool`); :mod:`.fft` hands rows out to them.  Plans are
+FFTW_ESTIMATE, made as in a fresh process (:mod:`.planner`), so a row's bits never
+depend on what FFTW planned before.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 
 import numpy as np
 import pyfftw
 
-from . import pool, wisdom
+from . import pool
+from .planner import estimate_plan
 from .synth import fill_bins, fill_interval, fill_ranked, fill_scaled, half_full, half_interval
 
-__all__ = ["PlanSet", "RowPlan", "get_plans", "half_twiddles", "make_row_plan", "prepare_plans"]
+__all__ = ["PlanSet", "RowPlan", "get_plans", "half_twiddles"]
 
 
 class RowPlan:
@@ -31,13 +31,13 @@ class RowPlan:
     N = n/2 complex values (``_half_*`` kernels) whose backward c2c FFT of length N *is*
     ``x[2m] + 1j * x[2m+1]``, i.e. the float32 output row viewed as complex64.
     FFTW_ESTIMATE plans that c2c transform far better than the c2r one (a 480 000-sample
-    row: 0.68 vs 1.0 ms, fold included; 0.58 vs 0.62 ms under FFTW_MEASURE).
+    row: 0.68 vs 1.0 ms, fold included).
     Odd n use a plain c2r plan.
     """
 
     __slots__ = ("fftw", "half", "scratch", "spec", "twiddles", "wave")
 
-    def __init__(self, n: int, flags: tuple[str, ...], twiddles: tuple | None) -> None:
+    def __init__(self, n: int, twiddles: tuple | None) -> None:
         self.half = twiddles is not None
         self.twiddles: tuple[np.ndarray, ...] = twiddles or ()
         self.wave = pyfftw.empty_aligned(n, dtype=np.float32)
@@ -50,13 +50,8 @@ class RowPlan:
             self.spec = pyfftw.empty_aligned(n // 2 + 1, dtype=np.complex64)
             target = self.wave
         # threads=1: parallelism is across rows (see module docstring)
-        self.fftw = pyfftw.FFTW(
-            self.spec,
-            target,
-            direction="FFTW_BACKWARD",
-            flags=(*flags, "FFTW_DESTROY_INPUT"),
-            threads=1,
-        )
+        self.fftw = estimate_plan(self.spec, target, direction="FFTW_BACKWARD",
+                                  flags=("FFTW_DESTROY_INPUT",), threads=1)
 
     def _scale(self) -> np.float32:
         return np.float32(1.0 / self.wave.shape[0])
@@ -114,48 +109,11 @@ def half_twiddles(n: int) -> tuple[np.ndarray, np.ndarray] | None:
 class PlanSet:
     """Per-worker row plans for one signal length; the lock serialises callers."""
 
-    def __init__(self, n: int, workers: int, effort: str | None = None) -> None:
+    def __init__(self, n: int, workers: int) -> None:
         self.lock = threading.Lock()
         twiddles = half_twiddles(n)
-        self.plans = [make_row_plan(n, effort, twiddles) for _ in range(workers)]
-
-
-def make_row_plan(n: int, effort: str | None, twiddles: tuple | None) -> RowPlan:
-    if effort is not None:
-        return RowPlan(n, (effort,), twiddles)
-    try:  # MEASURE quality for free when wisdom already knows this size
-        return RowPlan(n, ("FFTW_MEASURE", "FFTW_WISDOM_ONLY"), twiddles)
-    except RuntimeError:
-        return RowPlan(n, ("FFTW_ESTIMATE",), twiddles)
-
-
-def _new_plans(n: int) -> PlanSet:
-    wisdom.load_once()
-    # implicit plans are ESTIMATE or wisdom hits: nothing new worth saving
-    return PlanSet(n, pool.threads())
+        self.plans = [RowPlan(n, twiddles) for _ in range(workers)]
 
 
 def get_plans(n: int) -> PlanSet:
-    return pool.plan(("fft", n), lambda: _new_plans(n))
-
-
-def prepare_plans(lengths: Sequence[int], effort: str = "FFTW_MEASURE") -> None:
-    """Plan the given signal lengths at ``effort`` now and persist the wisdom.
-
-    FFTW_MEASURE costs 0.2 / 1.3 / 5.5 s at n = 16 000 / 160 000 / 480 000 on the 2-core
-    dev box, for rows ~1.2x faster than FFTW_ESTIMATE; the wisdom file then gives every
-    later process the same plans in a few ms.
-
-    Parameters
-    ----------
-    lengths : Sequence[int]
-        Signal lengths ``n`` to plan.
-    effort : str
-        FFTW planner flag, e.g. ``"FFTW_MEASURE"`` or ``"FFTW_PATIENT"``.
-    """
-    wisdom.load_once()
-    for n in lengths:
-        pool.store_plan(("fft", int(n)), PlanSet(int(n), pool.threads(), effort))
-        wisdom.mark_dirty()
-    if wisdom.save_wisdom():
-        wisdom.mark_dirty(False)
+    return pool.plan(("fft", n), lambda: PlanSet(n, pool.threads()))
