@@ -28,9 +28,9 @@ KINDS = ("sufficient", "necessary", "complete")
 def on_top(probabilities: np.ndarray, target: int) -> np.ndarray:
     """Per row: is ``target`` strictly above every other class?"""
     p = np.asarray(probabilities, dtype=np.float64)
-    others = np.delete(p, target, axis=1)
-    best_other = others.max(axis=1) if others.shape[1] else np.full(p.shape[0], -np.inf)
-    return p[:, target] > best_other
+    others = p.copy()
+    others[:, target] = -np.inf   # the best of the rest (-inf when there is none)
+    return p[:, target] > others.max(axis=1)
 
 
 @dataclass(frozen=True)

@@ -307,8 +307,8 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
         whole = run_key(sums, 0, len(current))
         keys = [minus(whole, reduce(join, (run_key(sums, c[0], c[-1] + 1) for c in drop)))
                 for drop in drops]
-        build = lambda rows: domain.keep(  # noqa: E731
-            [np.delete(current, np.concatenate(drops[i])) for i in rows])
+        build = lambda rows: domain.keep([current[_kept(len(current), drops[i])]  # noqa: E731
+                                          for i in rows])
         if kind == "necessary":
             ok = mutants.necessary(keys, build)
         else:
@@ -342,6 +342,14 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
         current = np.delete(current, np.concatenate(chosen))
         sums = mutants.run_sums(current)
     return current, True, "", spent
+
+
+def _kept(size: int, drop: list[np.ndarray]) -> np.ndarray:
+    """Mask of the positions of a set of ``size`` that a drop (runs of positions) keeps."""
+    keep = np.ones(size, dtype=bool)
+    for run in drop:
+        keep[run[0]:run[-1] + 1] = False
+    return keep
 
 
 def _halvings(n: int) -> list[int]:
