@@ -33,7 +33,7 @@ import numpy as np
 from freqrex.config import Config
 from freqrex.criterion import KINDS, Criterion
 from freqrex.domains import Domain
-from freqrex.mutants import Key, Mutants, join, minus, run_key
+from freqrex.mutants import EMPTY, Key, Mutants, join, minus, run_key
 
 Predicate = Callable[[np.ndarray], np.ndarray]
 PROBES = 32
@@ -284,6 +284,13 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
     *minimal*. Sets are evaluated once each (through ``mutants``, shared with the rest of
     the explanation); the order (most responsible first) is kept.
 
+    The removable chunks are unioned least responsible first, except for the complete
+    set: its predicate is two-sided (``p_t`` within ``complete_tolerance`` of ``p0``), so
+    removals that each keep it often break it together, by pushing ``p_t`` the same way.
+    Its chunks are unioned in the order that keeps ``p_t``, predicted as the current
+    set's plus each removal's own change, nearest ``p0`` (:func:`_nearest_first`), so
+    removals that raise and lower ``p_t`` go together.
+
     Returns
     -------
     bins : np.ndarray
@@ -299,25 +306,29 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
     mutants = mutants or Mutants(domain, criterion)
     spent = 0
 
-    def holds(drops: list[list[np.ndarray]]) -> np.ndarray:
-        """The predicate on ``current`` without each drop: chunks, runs of its positions."""
+    def holds(drops: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray | None]:
+        """The predicate on ``current`` without each drop (chunks, runs of its positions),
+        and ``p_t`` on each kept set (None for the necessary predicate)."""
         nonlocal spent
         before = mutants.evaluated
         # a part's name is the whole's less its dropped runs: O(1) per run (run_sums)
         whole = run_key(sums, 0, len(current))
-        keys = [minus(whole, reduce(join, (run_key(sums, c[0], c[-1] + 1) for c in drop)))
-                for drop in drops]
+        keys = [minus(whole, reduce(join, (run_key(sums, c[0], c[-1] + 1) for c in drop),
+                                    EMPTY)) for drop in drops]
         build = lambda rows: domain.keep([current[_kept(len(current), drops[i])]  # noqa: E731
                                           for i in rows])
+        p = None
         if kind == "necessary":
             ok = mutants.necessary(keys, build)
         else:
-            ok = criterion.holds(kind, mutants.ask(keys, build)[0])
+            kept = mutants.ask(keys, build)[0]
+            ok, p = criterion.holds(kind, kept), kept[:, criterion.target]
         spent += mutants.evaluated - before
-        return ok
+        return ok, p
 
     current = np.asarray(bins, dtype=np.int64)
     sums = mutants.run_sums(current)
+    here = holds([[]])[1] if kind == "complete" else None   # p_t of the current set
     g = 2
     while len(current) > 1:
         g = min(g, len(current))
@@ -327,21 +338,49 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
             return current, False, (f"not shrunk to a minimal set: a round over its "
                                     f"{len(current)} features needs up to {need} mutants, "
                                     f"{budget - spent} of minimal_budget were left"), spent
-        ok = holds([[c] for c in chunks])
-        passing = [c for c, o in zip(chunks, ok) if o][::-1]   # least responsible first
-        if not passing:
+        ok, p = holds([[c] for c in chunks])
+        passing = np.flatnonzero(ok)[::-1]   # least responsible first
+        if not len(passing):
             if g == len(current):
                 break
             g *= 2
             continue
-        unions = [passing[:j] for j in _halvings(len(passing))]
-        chosen = passing[:1]
+        if here is not None and p is not None:
+            passing = _nearest_first(passing, p - here[0], here[0] - criterion.original_confidence)
+            here = p[passing[:1]]
+        unions = [[chunks[i] for i in passing[:j]] for j in _halvings(len(passing))]
+        chosen = [chunks[passing[0]]]
         if unions and spent + per_set * len(unions) <= budget:
-            ok = holds(unions)
-            chosen = next((u for u, o in zip(unions, ok) if o), chosen)
+            ok, p = holds(unions)
+            hit = next((j for j, o in enumerate(ok) if o), None)
+            if hit is not None:
+                chosen = unions[hit]
+                if here is not None and p is not None:
+                    here = p[hit:hit + 1]
         current = np.delete(current, np.concatenate(chosen))
         sums = mutants.run_sums(current)
     return current, True, "", spent
+
+
+def _nearest_first(chunks: np.ndarray, change: np.ndarray, offset: float) -> np.ndarray:
+    """``chunks`` in the order that keeps a two-sided quantity nearest its target.
+
+    ``offset`` is where it stands now (``p_t - p0`` of the current set) and
+    ``change[c]`` what removing chunk ``c`` alone does to it; taking the changes as
+    additive, each next chunk is the one that leaves the running sum nearest zero (ties:
+    the earlier in ``chunks``).
+
+    Examples
+    --------
+    >>> _nearest_first(np.array([0, 1, 2]), np.array([0.03, -0.02, 0.01]), 0.0).tolist()
+    [2, 1, 0]
+    """
+    left, order = list(chunks), []
+    while left:
+        best = min(range(len(left)), key=lambda i: abs(offset + change[left[i]]))
+        offset += change[left[best]]
+        order.append(left.pop(best))
+    return np.array(order, dtype=np.int64)
 
 
 def _kept(size: int, drop: list[np.ndarray]) -> np.ndarray:

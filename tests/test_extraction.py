@@ -151,7 +151,7 @@ def _keep(x, bins):
     return np.fft.irfft(spectrum * mask, x.shape[0]).astype(np.float32)
 
 
-@pytest.mark.parametrize("kind", ["sufficient", "necessary"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_every_feature_of_a_minimal_set_is_needed(oracle_run, kind):
     model, result = oracle_run
     e = result.explanations[kind]
@@ -252,6 +252,63 @@ def test_each_set_has_its_own_minimal_budget(monkeypatch):
     complete = found["complete"]
     starved, _, _, _ = shrink(domain, criterion, "complete", ranking[:complete.k], left)
     assert len(complete.bins) < len(starved)
+
+
+def test_nearest_first_unions_removals_that_cancel():
+    # least responsible first, every union of two or more pushes p_t past a 0.05 tolerance
+    change = np.array([0.03, 0.03, 0.03, 0.03, -0.03, -0.03])
+    order = extraction._nearest_first(np.arange(6), change, 0.0)
+    assert order.tolist() == [0, 4, 1, 5, 2, 3]
+    running = np.cumsum(change[order])
+    assert np.all(np.abs(running[:5]) <= 0.05) and abs(np.cumsum(change)[1]) > 0.05
+    # from where the set stands: 0.04 above p0, the change that brings it back comes first
+    assert extraction._nearest_first(np.arange(3), np.array([0.01, -0.06, -0.03]),
+                                     0.04).tolist() == [2, 0, 1]
+
+
+def _additive_complete(seed: int, features: int = 64):
+    """A clip of ``features + 4`` equal bins and a model whose ``p_t`` is 0.7 plus the
+    effects of the bins it misses: 4 essential (-0.2), the rest small and negative, and 4
+    bins outside the set to shrink that raise ``p_t`` by 0.04 together, so the set starts
+    0.04 above ``p0`` and can lose 0.09 of ``p_t`` before it is no longer complete."""
+    n = 2048
+    every = np.arange(20, 20 + (features + 4) * 7, 7)
+    X = np.zeros(n // 2 + 1, dtype=complex)
+    X[every] = 1.0
+    x = np.fft.irfft(X, n).astype(np.float32)
+    lower = np.random.default_rng(seed).uniform(0.002, 0.04, features - 4)
+    effect = np.r_[[-0.2] * 4, -lower, [0.01] * 4]
+
+    def model(w):
+        energy = np.abs(np.fft.rfft(np.asarray(w, np.float64), axis=1)[:, every]) ** 2
+        p = 0.7 + ((1 - energy) * effect).sum(axis=1)
+        return np.stack([p, 1 - p], axis=1)
+
+    domain = FFTDomain(x, 8000)
+    criterion = Criterion(model, 0, 0.7, 0.5, complete_tolerance=0.05)
+    return domain, criterion, every[:features]
+
+
+def test_the_complete_set_is_unioned_nearest_p0_first(monkeypatch):
+    """On a model whose every removal lowers ``p_t``, unioning the removable chunks nearest
+    ``p0`` first (the small changes after the one that brings ``p_t`` back) leaves a
+    smaller minimal complete set than unioning them least responsible first, clip after
+    clip; every set is minimal and complete by the model itself."""
+    ordered, plain = [], []
+    for seed in range(4):
+        domain, criterion, bins = _additive_complete(seed)
+        ordered.append(shrink(domain, criterion, "complete", bins, 2000))
+    monkeypatch.setattr(extraction, "_nearest_first", lambda chunks, change, offset: chunks)
+    for seed in range(4):
+        domain, criterion, bins = _additive_complete(seed)
+        plain.append(shrink(domain, criterion, "complete", bins, 2000))
+    for seed, (got, base) in enumerate(zip(ordered, plain)):
+        assert got[1] and base[1], "both proven minimal"
+        assert len(got[0]) < len(base[0]), seed
+        domain, criterion, _ = _additive_complete(seed)
+        kept = domain.keep([got[0]] + [np.delete(got[0], i) for i in range(len(got[0]))])
+        holds = criterion.complete(criterion.probabilities(kept))
+        assert holds[0] and not holds[1:].any()
 
 
 @pytest.mark.parametrize("rule", ["class", "confidence"])
