@@ -13,12 +13,15 @@ Save (runs one explanation; any ``freqrex.explain`` keyword as JSON)::
         freqrex/data/real/lava_10s.flac lava.npz --params '{"seed": 0}'
 
 Replay (``module:function`` with ``shrink``'s signature; the module is imported from the
-current directory or the path)::
+current directory or the path) on one state or many::
 
     python scripts/shrink_replay.py replay lava.npz freqrex.extraction:shrink my_rules:other
+    python scripts/shrink_replay.py replay states/*.npz freqrex.extraction:shrink my_rules:other
 
-One line per rule: each set's size before and after (``*``: proven minimal), the
-waveforms it cost and the model calls. The state file holds numbers only (no pickle).
+One line per state and rule: each set's size before and after (``*``: proven minimal),
+the waveforms it cost and the model calls. With several states, a summary follows: per
+kind, each rule's sizes against the first rule's (geometric mean, how many smaller and
+larger), and its waveforms. The state file holds numbers only (no pickle).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -75,7 +79,8 @@ def _answers(state: Any, name: str) -> dict:
     return {(int(k[0]), int(k[1]), int(k[2])): values[i] for i, k in enumerate(keys)}
 
 
-def replay(path: Path, rules: list[str], budget: int) -> None:
+def replay(path: Path, rules: list[str], budget: int) -> dict[str, tuple[dict, int]]:
+    """Run each rule on one saved state; ``rule -> ({kind: size}, waveforms)``."""
     state = np.load(path, allow_pickle=False)
     params = json.loads(str(state["params"]))
     bound = pipeline.responsibility_map
@@ -94,19 +99,43 @@ def replay(path: Path, rules: list[str], budget: int) -> None:
     kept, removed = _answers(state, "kept"), _answers(state, "removed")
     sets = [(str(kind), state[f"set_{i}"]) for i, kind in enumerate(state["kinds"])]
     model = criterion.model
+    results: dict[str, tuple[dict, int]] = {}
     for rule in rules:
         module, _, name = rule.partition(":")
         shrink = getattr(importlib.import_module(module), name or "shrink")
         mutants._kept, mutants._removed = dict(kept), dict(removed)
         started, calls, parts, total = time.perf_counter(), model.stats.calls, [], 0
+        sizes = {}
         for kind, bins in sets:
             before = model.stats.calls
             shrunk, minimal, _, spent = shrink(domain, criterion, kind, bins, budget, mutants)
             total += spent
+            sizes[kind] = len(shrunk)
             parts.append(f"{kind} {len(bins)} -> {len(shrunk)}{'*' if minimal else ''} "
                          f"({spent} waveforms, {model.stats.calls - before} calls)")
-        print(f"{rule}: {'; '.join(parts)}; {total} waveforms, "
+        print(f"{path.stem} {rule}: {'; '.join(parts)}; {total} waveforms, "
               f"{model.stats.calls - calls} calls, {time.perf_counter() - started:.1f} s")
+        results[rule] = sizes, total
+    return results
+
+
+def summary(runs: list[dict[str, tuple[dict, int]]], rules: list[str]) -> None:
+    """Each rule against the first, over every replayed state."""
+    def geo(ratios: list[float]) -> float:
+        return math.exp(sum(map(math.log, ratios)) / len(ratios))
+
+    for rule in rules[1:]:
+        print(f"{rule} against {rules[0]}, {len(runs)} states:")
+        for kind in ("sufficient", "necessary", "complete"):
+            ratios = [run[rule][0][kind] / run[rules[0]][0][kind] for run in runs
+                      if run[rules[0]][0].get(kind) and run[rule][0].get(kind)]
+            if ratios:
+                print(f"  {kind}: geometric mean {geo(ratios):.3f}x, smaller "
+                      f"{sum(r < 1 for r in ratios)}, larger {sum(r > 1 for r in ratios)} "
+                      f"of {len(ratios)}")
+        spent = [run[rule][1] / run[rules[0]][1] for run in runs if run[rules[0]][1]]
+        if spent:
+            print(f"  waveforms: geometric mean {geo(spent):.3f}x")
 
 
 def main() -> None:
@@ -118,15 +147,21 @@ def main() -> None:
     s.add_argument("out", type=Path)
     s.add_argument("--params", default="{}", help="freqrex.explain keywords, as JSON")
     r = sub.add_parser("replay", help="run shrink rules on a saved state")
-    r.add_argument("state", type=Path)
-    r.add_argument("rules", nargs="+", help="module:function, e.g. freqrex.extraction:shrink")
+    r.add_argument("items", nargs="+", help="saved states (.npz), then rules as "
+                   "module:function, e.g. freqrex.extraction:shrink")
     r.add_argument("--budget", type=int, default=500, help="minimal_budget of each set")
     args = parser.parse_args()
     sys.path.insert(0, ".")
     if args.command == "save":
         save(args.model, args.clip, args.out, json.loads(args.params))
     else:
-        replay(args.state, args.rules, args.budget)
+        states = [Path(item) for item in args.items if item.endswith(".npz")]
+        rules = [item for item in args.items if not item.endswith(".npz")]
+        if not states or not rules:
+            raise SystemExit("error: give one saved state (.npz) or more, then one rule or more")
+        runs = [replay(path, rules, args.budget) for path in states]
+        if len(states) > 1 and len(rules) > 1:
+            summary(runs, rules)
 
 
 if __name__ == "__main__":
