@@ -12,6 +12,7 @@ run-to-run noise, not worth the rounding that would change with it.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -35,3 +36,12 @@ def estimate_plan(source: Any, target: Any, **kwargs: Any) -> pyfftw.FFTW:
         finally:
             pyfftw.forget_wisdom()
             pyfftw.import_wisdom(held)
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()   # a parent thread may have held it: fork keeps no threads
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -33,7 +33,6 @@ __all__ = [
     "prepare_numba",
     "run",
     "set_threads",
-    "store_plan",
     "threads",
     "usable_cores",
 ]
@@ -249,12 +248,6 @@ def plan(key: tuple[Hashable, ...], make: Callable[[], T],
         return cast(T, value)
 
 
-def store_plan(key: tuple[Hashable, ...], value: object) -> None:
-    """Put (or replace) the plan for ``key``, e.g. one planned at a higher effort."""
-    with _lock:
-        _put(key, value)
-
-
 def forget_plans() -> None:
     """Drop every cached plan (they are rebuilt on demand)."""
     with _lock:
@@ -271,7 +264,7 @@ def _put(key: tuple[Hashable, ...], value: object) -> None:
 
 def _after_fork_in_child() -> None:
     # Threads do not survive fork(): drop the pool and every lock a parent thread may
-    # have held; plans are rebuilt on demand (FFTW's in-memory wisdom survives).
+    # have held; plans are rebuilt on demand.
     global _executor, _lock
     _executor = None
     _lock = threading.Lock()
