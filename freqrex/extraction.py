@@ -328,7 +328,12 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
 
     current = np.asarray(bins, dtype=np.int64)
     sums = mutants.run_sums(current)
-    here = holds([[]])[1] if kind == "complete" else None   # p_t of the current set
+    two_sided = kind == "complete"
+    here = 0.0   # p_t of the current set, which the two-sided order starts from
+    if two_sided:
+        _, p = holds([[]])
+        assert p is not None   # known for the kept sets of every kind but necessary
+        here = float(p[0])
     g = 2
     while len(current) > 1:
         g = min(g, len(current))
@@ -345,9 +350,10 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
                 break
             g *= 2
             continue
-        if here is not None and p is not None:
-            passing = _nearest_first(passing, p - here[0], here[0] - criterion.original_confidence)
-            here = p[passing[:1]]
+        if two_sided:
+            assert p is not None
+            passing = _nearest_first(passing, p - here, here - criterion.original_confidence)
+            here = float(p[passing[0]])
         unions = [[chunks[i] for i in passing[:j]] for j in _halvings(len(passing))]
         chosen = [chunks[passing[0]]]
         if unions and spent + per_set * len(unions) <= budget:
@@ -355,8 +361,9 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
             hit = next((j for j, o in enumerate(ok) if o), None)
             if hit is not None:
                 chosen = unions[hit]
-                if here is not None and p is not None:
-                    here = p[hit:hit + 1]
+                if two_sided:
+                    assert p is not None
+                    here = float(p[hit])
         current = np.delete(current, np.concatenate(chosen))
         sums = mutants.run_sums(current)
     return current, True, "", spent
@@ -375,11 +382,12 @@ def _nearest_first(chunks: np.ndarray, change: np.ndarray, offset: float) -> np.
     >>> _nearest_first(np.array([0, 1, 2]), np.array([0.03, -0.02, 0.01]), 0.0).tolist()
     [2, 1, 0]
     """
-    left, order = list(chunks), []
-    while left:
-        best = min(range(len(left)), key=lambda i: abs(offset + change[left[i]]))
+    left, order = np.asarray(chunks, dtype=np.int64), []
+    while left.size:
+        best = int(np.argmin(np.abs(offset + change[left])))   # the first of equals
         offset += change[left[best]]
-        order.append(left.pop(best))
+        order.append(left[best])
+        left = np.delete(left, best)
     return np.array(order, dtype=np.int64)
 
 
