@@ -11,7 +11,7 @@ among the features not yet used:
    passes, or the passing one reaches features of zero responsibility, ordered by
    magnitude alone), a new responsibility search restricted to the remaining features,
    within ``multiple_budget``; its smallest sufficient prefix is taken when smaller.
-3. Each set found is shrunk to a subset-minimal one (:func:`freqrex.extraction.shrink`)
+3. Each set found is shrunk to a subset-minimal one (:func:`freqrex.minimal.shrink`)
    and verified by one final model call on exactly that set.
 
 The budget is checked before each step (a prefix search, a fresh search, a shrinking); a
@@ -40,7 +40,8 @@ from freqrex.boxes import Box, flat_features
 from freqrex.config import Config
 from freqrex.criterion import Criterion
 from freqrex.domains import Domain
-from freqrex.extraction import Extracted, Prefixes, find_prefix, rank_bins, shrink
+from freqrex.extraction import Extracted, Prefixes, find_prefix, rank_bins
+from freqrex.minimal import shrink
 from freqrex.mutants import Key, Mutants
 from freqrex.responsibility import responsibility_map
 

@@ -1,6 +1,6 @@
 """Replay the minimisation of one explanation with other shrink rules, on the same answers.
 
-Minimisation (:func:`freqrex.extraction.shrink`) is most of an explanation's cost after
+Minimisation (:func:`freqrex.minimal.shrink`) is most of an explanation's cost after
 the search, and what it returns depends on the path it takes, so a new rule must be
 judged on many clips and on a real model. This saves, once, what the three shrinks start
 from (the sets and the mutant answers known at that point), then runs any shrink rule on
@@ -15,8 +15,8 @@ Save (runs one explanation; any ``freqrex.explain`` keyword as JSON)::
 Replay (``module:function`` with ``shrink``'s signature; the module is imported from the
 current directory or the path) on one state or many::
 
-    python scripts/shrink_replay.py replay lava.npz freqrex.extraction:shrink my_rules:other
-    python scripts/shrink_replay.py replay states/*.npz freqrex.extraction:shrink my_rules:other
+    python scripts/shrink_replay.py replay lava.npz freqrex.minimal:shrink my_rules:other
+    python scripts/shrink_replay.py replay states/*.npz freqrex.minimal:shrink my_rules:other
 
 One line per state and rule: each set's size before and after (``*``: proven minimal),
 the waveforms it cost and the model calls. With several states, a summary follows: per
@@ -148,7 +148,7 @@ def main() -> None:
     s.add_argument("--params", default="{}", help="freqrex.explain keywords, as JSON")
     r = sub.add_parser("replay", help="run shrink rules on a saved state")
     r.add_argument("items", nargs="+", help="saved states (.npz), then rules as "
-                   "module:function, e.g. freqrex.extraction:shrink")
+                   "module:function, e.g. freqrex.minimal:shrink")
     r.add_argument("--budget", type=int, default=500, help="minimal_budget of each set")
     args = parser.parse_args()
     sys.path.insert(0, ".")

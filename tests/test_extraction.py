@@ -20,11 +20,12 @@ from hypothesis import strategies as st
 from oracles import BANDS, SR, callable_band_oracle, make_clip
 
 import freqrex
-from freqrex import CallableModel, extraction
+from freqrex import CallableModel, extraction, minimal
 from freqrex.config import Config
 from freqrex.criterion import KINDS, Criterion
 from freqrex.domains import FFTDomain
-from freqrex.extraction import Prefixes, coarse_prefix, extract, shrink, smallest_prefix
+from freqrex.extraction import Prefixes, coarse_prefix, extract, smallest_prefix
+from freqrex.minimal import shrink
 from freqrex.mutants import Mutants, minus, overlapped, run_key
 
 DENSE = 64
@@ -257,12 +258,12 @@ def test_each_set_has_its_own_minimal_budget(monkeypatch):
 def test_nearest_first_unions_removals_that_cancel():
     # least responsible first, every union of two or more pushes p_t past a 0.05 tolerance
     change = np.array([0.03, 0.03, 0.03, 0.03, -0.03, -0.03])
-    order = extraction._nearest_first(np.arange(6), change, 0.0)
+    order = minimal._nearest_first(np.arange(6), change, 0.0)
     assert order.tolist() == [0, 4, 1, 5, 2, 3]
     running = np.cumsum(change[order])
     assert np.all(np.abs(running[:5]) <= 0.05) and abs(np.cumsum(change)[1]) > 0.05
     # from where the set stands: 0.04 above p0, the change that brings it back comes first
-    assert extraction._nearest_first(np.arange(3), np.array([0.01, -0.06, -0.03]),
+    assert minimal._nearest_first(np.arange(3), np.array([0.01, -0.06, -0.03]),
                                      0.04).tolist() == [2, 0, 1]
 
 
@@ -298,7 +299,7 @@ def test_the_complete_set_is_unioned_nearest_p0_first(monkeypatch):
     for seed in range(4):
         domain, criterion, bins = _additive_complete(seed)
         ordered.append(shrink(domain, criterion, "complete", bins, 2000))
-    monkeypatch.setattr(extraction, "_nearest_first", lambda chunks, change, offset: chunks)
+    monkeypatch.setattr(minimal, "_nearest_first", lambda chunks, change, offset: chunks)
     for seed in range(4):
         domain, criterion, bins = _additive_complete(seed)
         plain.append(shrink(domain, criterion, "complete", bins, 2000))
