@@ -8,6 +8,11 @@ it takes any MEASURE plan of the same problem that the process's wisdom holds (t
 user's own pyFFTW code may have made one), so the wisdom is set aside while a plan is
 made and given back after. FFTW_MEASURE's ~1.2x per row was within the pipeline's
 run-to-run noise, not worth the rounding that would change with it.
+
+Setting the wisdom aside costs ~4 ms a plan (exporting and importing it, planning from
+nothing) instead of ~0.05 ms; plans are kept (one per length and worker, one per batch
+size and worker for the STFT), so a process pays it a few dozen times at most: the first
+STFT explanation of a 4 s clip makes 34 plans, 0.15 s of its 11.8 s (Numba compiling).
 """
 
 from __future__ import annotations
