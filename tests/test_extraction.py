@@ -264,7 +264,7 @@ def test_nearest_first_unions_removals_that_cancel():
     assert np.all(np.abs(running[:5]) <= 0.05) and abs(np.cumsum(change)[1]) > 0.05
     # from where the set stands: 0.04 above p0, the change that brings it back comes first
     assert minimal._nearest_first(np.arange(3), np.array([0.01, -0.06, -0.03]),
-                                     0.04).tolist() == [2, 0, 1]
+                                  0.04).tolist() == [2, 0, 1]
 
 
 def _additive_complete(seed: int, features: int = 64):
