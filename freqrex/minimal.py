@@ -28,7 +28,9 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
     the largest union that still holds, one more batch). No chunk removable: ``g`` doubles.
     The last rounds have chunks of one feature: when none of those can go the set is
     *minimal*. Sets are evaluated once each (through ``mutants``, shared with the rest of
-    the explanation); the order (most responsible first) is kept.
+    the explanation); the order (most responsible first) is kept. At most ``budget``
+    mutants are evaluated: a round it cannot pay for in full tries the least responsible
+    chunks it can pay for, drops what it can of them, and ends the shrinking.
 
     The removable chunks are unioned least responsible first, except for the complete
     set: its predicate is two-sided (``p_t`` within ``complete_tolerance`` of ``p0``), so
@@ -75,23 +77,30 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
     current = np.asarray(bins, dtype=np.int64)
     sums = mutants.run_sums(current)
     two_sided = kind == "complete"
-    here = 0.0   # p_t of the current set, which the two-sided order starts from
-    if two_sided:
-        _, p = holds([[]])
+    here = criterion.original_confidence   # p_t of the current set: two-sided order only
+    if two_sided and (budget > 0 or not mutants.missing([run_key(sums, 0, len(current))])):
+        _, p = holds([[]])   # known already when the set is a prefix the search tested
         assert p is not None   # known for the kept sets of every kind but necessary
         here = float(p[0])
     g = 2
     while len(current) > 1:
         g = min(g, len(current))
         chunks = np.array_split(np.arange(len(current)), g)
-        if spent + per_set * g > budget:
-            need = per_set * len(current)
-            return current, False, (f"not shrunk to a minimal set: a round over its "
-                                    f"{len(current)} features needs up to {need} mutants, "
-                                    f"{budget - spent} of minimal_budget were left"), spent
+        # A round the budget cannot pay for tries the least responsible chunks it can,
+        # then stops: the set is never larger than stopping before the round leaves it.
+        fit = _affordable(g, budget - spent, per_set)
+        note = "" if fit == g else (
+            f"not shrunk to a minimal set: minimal_budget ran out in a round of {g} chunks "
+            f"of its {len(current)} features ({budget - spent} mutants were left for up to "
+            f"{per_set * g}; the {fit} least responsible chunks were tried)")
+        if not fit:
+            return current, False, note, spent
+        chunks = chunks[g - fit:]
         ok, p = holds([[c] for c in chunks])
         passing = np.flatnonzero(ok)[::-1]   # least responsible first
         if not len(passing):
+            if note:
+                return current, False, note, spent
             if g == len(current):
                 break
             g *= 2
@@ -112,7 +121,14 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
                     here = float(p[hit])
         current = np.delete(current, np.concatenate(chosen))
         sums = mutants.run_sums(current)
+        if note:
+            return current, False, note, spent
     return current, True, "", spent
+
+
+def _affordable(chunks: int, left: int, per_set: int) -> int:
+    """How many of a round's chunks ``left`` mutants pay for (``per_set`` per chunk)."""
+    return max(0, min(chunks, left // per_set))
 
 
 def _nearest_first(chunks: np.ndarray, change: np.ndarray, offset: float) -> np.ndarray:

@@ -312,6 +312,34 @@ def test_the_complete_set_is_unioned_nearest_p0_first(monkeypatch):
         assert holds[0] and not holds[1:].any()
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_round_the_budget_cannot_pay_for_still_tries_what_it_can(kind, monkeypatch):
+    """With too little budget for a whole round, the shrinking tries the least responsible
+    chunks it can pay for: within its budget, the set still meets its definition (by the
+    model), it is never larger than stopping before the round would leave it, and
+    sometimes smaller."""
+    domain = FFTDomain(make_clip(1, n=4096), SR)
+    criterion = _oracle_criterion(domain)
+    ranking = np.argsort(-domain.magnitude())
+    found = extract(domain, criterion, ranking, Config(minimal_budget=0))
+    bins = ranking[:found["complete"].k]   # large enough to shrink, and meets every kind
+
+    def meets(features):
+        kept = domain.keep([features])
+        return criterion.holds(kind, criterion.probabilities(kept),
+                               criterion.probabilities(domain.remove(kept)))[0]
+
+    assert meets(bins)
+    budgets = range(4, 80, 5)
+    short = [shrink(domain, criterion, kind, bins, b) for b in budgets]
+    monkeypatch.setattr(minimal, "_affordable",
+                        lambda chunks, left, per_set: chunks if left >= per_set * chunks else 0)
+    stopped = [shrink(domain, criterion, kind, bins, b) for b in budgets]
+    for b, got, base in zip(budgets, short, stopped):
+        assert got[3] <= b and set(got[0]) <= set(base[0]) and meets(got[0]), b
+    assert any(len(got[0]) < len(base[0]) for got, base in zip(short, stopped))
+
+
 @pytest.mark.parametrize("rule", ["class", "confidence"])
 def test_the_necessary_predicate_asks_the_model_only_what_decides_it(rule):
     """``Mutants.necessary`` gives the predicate's answers from both halves, evaluated on
