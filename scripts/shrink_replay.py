@@ -29,16 +29,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import math
 import sys
 import time
 from pathlib import Path
+from statistics import geometric_mean
 from typing import Any
 
 import numpy as np
 
 import freqrex
 from freqrex import extraction, pipeline
+from freqrex.criterion import KINDS
 
 
 class _Captured(Exception):
@@ -121,21 +122,18 @@ def replay(path: Path, rules: list[str], budget: int) -> dict[str, tuple[dict, i
 
 def summary(runs: list[dict[str, tuple[dict, int]]], rules: list[str]) -> None:
     """Each rule against the first, over every replayed state."""
-    def geo(ratios: list[float]) -> float:
-        return math.exp(sum(map(math.log, ratios)) / len(ratios))
-
     for rule in rules[1:]:
         print(f"{rule} against {rules[0]}, {len(runs)} states:")
-        for kind in ("sufficient", "necessary", "complete"):
+        for kind in KINDS:
             ratios = [run[rule][0][kind] / run[rules[0]][0][kind] for run in runs
                       if run[rules[0]][0].get(kind) and run[rule][0].get(kind)]
             if ratios:
-                print(f"  {kind}: geometric mean {geo(ratios):.3f}x, smaller "
+                print(f"  {kind}: geometric mean {geometric_mean(ratios):.3f}x, smaller "
                       f"{sum(r < 1 for r in ratios)}, larger {sum(r > 1 for r in ratios)} "
                       f"of {len(ratios)}")
         spent = [run[rule][1] / run[rules[0]][1] for run in runs if run[rules[0]][1]]
         if spent:
-            print(f"  waveforms: geometric mean {geo(spent):.3f}x")
+            print(f"  waveforms: geometric mean {geometric_mean(spent):.3f}x")
 
 
 def main() -> None:
