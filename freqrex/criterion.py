@@ -28,9 +28,14 @@ KINDS = ("sufficient", "necessary", "complete")
 def on_top(probabilities: np.ndarray, target: int) -> np.ndarray:
     """Per row: is ``target`` strictly above every other class?"""
     p = np.asarray(probabilities, dtype=np.float64)
-    others = p.copy()
-    others[:, target] = -np.inf   # the best of the rest (-inf when there is none)
-    return p[:, target] > others.max(axis=1)
+    return p[:, target] > best_other(p, target)
+
+
+def best_other(probabilities: np.ndarray, target: int) -> np.ndarray:
+    """Per row: the highest probability of a class other than ``target`` (-inf: none)."""
+    others = np.array(probabilities, dtype=np.float64)
+    others[:, target] = -np.inf
+    return others.max(axis=1)
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,24 @@ class Criterion:
         if self.necessary_rule == "class":
             return ~on_top(p, self.target)
         return ~self.passes(p)
+
+    def kept_margins(self, kept: np.ndarray) -> np.ndarray:
+        """How far each row of the model's output on a kept set is inside the sufficiency
+        test, ``[B, 2]``: ``p_t`` above the best other class, and above the threshold
+        (both >= 0 where it passes; the first > 0)."""
+        p = np.asarray(kept, dtype=np.float64)
+        return np.stack([p[:, self.target] - best_other(p, self.target),
+                         p[:, self.target] - self.threshold], axis=1)
+
+    def removal_margin(self, removed: np.ndarray) -> np.ndarray:
+        """How far each row of the model's output on the clip without a set breaks the
+        decision as ``necessary_rule`` asks, ``[B]`` (> 0 where it breaks, with the
+        threshold's own ``>=``: see :meth:`passes`)."""
+        q = np.asarray(removed, dtype=np.float64)
+        margin = best_other(q, self.target) - q[:, self.target]
+        if self.necessary_rule == "class":
+            return margin
+        return np.maximum(margin, self.threshold - q[:, self.target])
 
     def holds(self, kind: str, kept: np.ndarray, removed: np.ndarray | None = None) -> np.ndarray:
         """The predicate of ``kind`` per row, from the model's output on the kept features

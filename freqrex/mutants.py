@@ -171,6 +171,13 @@ class Mutants:
         self.asked += len(keys)
         return self._get(keys, removal)
 
+    def known(self, keys: Sequence[Key], removal: bool = False) -> tuple[list[int], np.ndarray]:
+        """Which of ``keys`` have an answer already, and those answers (not counted as
+        asked: for the bookkeeping of a caller that has asked for them)."""
+        table = self._removed if removal else self._kept
+        rows = [i for i, key in enumerate(keys) if key in table]
+        return rows, self._get([keys[i] for i in rows], removal)
+
     def _get(self, keys: Sequence[Key], removal: bool = False) -> np.ndarray:
         table = self._removed if removal else self._kept
         return np.array([table[k] for k in keys])
