@@ -112,8 +112,9 @@ class Criterion:
 
     def removal_margin(self, removed: np.ndarray) -> np.ndarray:
         """How far each row of the model's output on the clip without a set breaks the
-        decision as ``necessary_rule`` asks, ``[B]`` (> 0 where it breaks, with the
-        threshold's own ``>=``: see :meth:`passes`)."""
+        decision as ``necessary_rule`` asks, ``[B]``: the best other class above ``p_t``
+        (a tie, 0, already breaks it: the top class is strict) and, with the
+        ``"confidence"`` rule, ``p_t`` below the threshold, whichever is larger."""
         q = np.asarray(removed, dtype=np.float64)
         margin = best_other(q, self.target) - q[:, self.target]
         if self.necessary_rule == "class":
