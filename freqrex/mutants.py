@@ -17,8 +17,11 @@ seed of their own: keys decide only what is evaluated again, never a result.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 from typing import TypeVar
 
 import numpy as np
@@ -37,6 +40,24 @@ OVERLAP_SAMPLES = 1 << 16
 synthesis is cheaper than the hand-over between threads)."""
 J = TypeVar("J")
 B = TypeVar("B")
+T = TypeVar("T")
+
+
+@dataclass
+class Request:
+    """What one step of a computation needs from the model: of the sets named ``keys``
+    (whose kept waveforms ``build(indices)`` makes), the kept mutants at ``kept`` and the
+    removals at ``removed`` (indices into ``keys``, none known yet)."""
+
+    keys: Sequence[Key]
+    build: Callable[[list[int]], np.ndarray]
+    kept: list[int]
+    removed: list[int]
+
+
+Steps = Generator[Request, int, T]
+"""A computation run by :meth:`Mutants.run`: it yields requests, is sent back how many
+mutants each had evaluated, and returns its result."""
 
 
 def join(a: Key, b: Key) -> Key:
@@ -201,10 +222,7 @@ class Mutants:
         budget, so memory stays bounded whatever the clip length; the pieces change how
         the work is batched, never which mutants are evaluated.
         """
-        self._fill(keys, build, self.missing(keys),
-                   self.missing(keys, removal=True) if removal else [])
-        kept = self.lookup(keys)
-        return kept, (self.lookup(keys, removal=True) if removal else None)
+        return self.run([self.ask_steps(keys, build, removal)])[0][0]
 
     def necessary(self, keys: Sequence[Key],
                   build: Callable[[list[int]], np.ndarray]) -> np.ndarray:
@@ -215,6 +233,23 @@ class Mutants:
         is evaluated first, the kept set only where the removal broke the decision. The
         answers are those of ``criterion.holds("necessary", *ask(keys, build, True))``.
         """
+        return self.run([self.necessary_steps(keys, build)])[0][0]
+
+    def ask_steps(self, keys: Sequence[Key], build: Callable[[list[int]], np.ndarray],
+                  removal: bool = False) -> Steps[tuple[tuple[np.ndarray, np.ndarray | None],
+                                                    int]]:
+        """:meth:`ask` as steps for :meth:`run`; returns its answer and how many mutants
+        the model evaluated for it."""
+        evaluated = yield Request(keys, build, self.missing(keys),
+                                  self.missing(keys, removal=True) if removal else [])
+        kept = self.lookup(keys)
+        return (kept, self.lookup(keys, removal=True) if removal else None), evaluated
+
+    def necessary_steps(self, keys: Sequence[Key], build: Callable[[list[int]], np.ndarray]
+                        ) -> Steps[tuple[np.ndarray, int]]:
+        """:meth:`necessary` as steps for :meth:`run` (the removals, then the kept sets
+        whose removal broke the decision); returns its answer and how many mutants the
+        model evaluated for it."""
         criterion = self.criterion
         self.asked += 2 * len(keys)
         known = [i for i, key in enumerate(keys) if key in self._kept]
@@ -223,62 +258,109 @@ class Mutants:
         open_ = [i for i in range(len(keys)) if i not in failed]
         out = np.zeros(len(keys), dtype=bool)
         if not open_:
-            return out
+            return out, 0
         removed = [keys[i] for i in open_]
-        self._fill(removed, lambda rows: build([open_[r] for r in rows]),
-                   [], self.missing(removed, removal=True))
+        evaluated = yield Request(removed, lambda rows: build([open_[r] for r in rows]),
+                                  [], self.missing(removed, removal=True))
         breaks = criterion.removal_breaks(self._get(removed, removal=True))
         rest = [i for i, ok in zip(open_, breaks) if ok]
         if rest:
             kept = [keys[i] for i in rest]
-            self._fill(kept, lambda rows: build([rest[r] for r in rows]), self.missing(kept),
-                       [])
+            evaluated += yield Request(kept, lambda rows: build([rest[r] for r in rows]),
+                                       self.missing(kept), [])
             out[rest] = criterion.passes(self._get(kept))
-        return out
+        return out, evaluated
 
-    def _fill(self, keys: Sequence[Key], build: Callable[[list[int]], np.ndarray],
-              need_kept: list[int], need_removed: list[int]) -> None:
-        """Evaluate the kept mutants of ``need_kept`` and the removals of ``need_removed``
-        (indices into ``keys``), in pieces the memory budget allows.
+    def run(self, steps: Sequence[Steps[T]]) -> list[T]:
+        """Run computations in lock-step and return what each returns.
+
+        Each computation yields a :class:`Request` per step and is sent back how many of its
+        mutants the model evaluated (what another asked for in the same round, or earlier,
+        is known and not counted). Every round, the requests of all those still running
+        are evaluated together (:meth:`_fill`), so independent computations (the three
+        sets' minimisations) share model calls instead of each making its own; which
+        mutants are evaluated does not depend on it.
+        """
+        results: list[T | None] = [None] * len(steps)
+        waiting: dict[int, Request] = {}
+
+        def advance(j: int, sent: int | None) -> None:
+            try:
+                waiting[j] = steps[j].send(sent)  # type: ignore[arg-type]
+            except StopIteration as stop:
+                results[j] = stop.value
+                waiting.pop(j, None)
+
+        for j in range(len(steps)):
+            advance(j, None)
+        while waiting:
+            order = sorted(waiting)
+            for j, n in zip(order, self._fill([waiting[j] for j in order])):
+                advance(j, n)
+        return results  # type: ignore[return-value]
+
+    def _fill(self, requests: Sequence[Request]) -> list[int]:
+        """Evaluate what ``requests`` ask for, each mutant once, in pieces the memory
+        budget allows; how many each request had evaluated (a mutant two ask for counts
+        for the first).
 
         On clips of ``OVERLAP_SAMPLES`` or more the work is cut into two pieces at least
         and the next piece is synthesised while the model scores the current one (see
         :func:`overlapped`), so two pieces are alive at once: the budget counts both.
         """
-        union = sorted(set(need_kept) | set(need_removed))
-        kept, removed = set(need_kept), set(need_removed)
+        kept: set[tuple[int, int]] = set()
+        removed: set[tuple[int, int]] = set()
+        entries: list[tuple[int, int]] = []   # (request, index into its keys)
+        seen: tuple[set[Key], set[Key]] = (set(), set())
+        counts = []
+        for r, request in enumerate(requests):
+            mine = [(i, table) for table, (need, done) in
+                    enumerate(((request.kept, seen[0]), (request.removed, seen[1])))
+                    for i in need if request.keys[i] not in done]
+            for i, table in mine:
+                seen[table].add(request.keys[i])
+                (removed if table else kept).add((r, i))
+            entries += [(r, i) for i in sorted({i for i, _ in mine})]
+            counts.append(len(mine))
         overlap = self.domain.n >= OVERLAP_SAMPLES
         step = self.rows_per_call(overlap=overlap) // (2 if removed else 1)
-        if overlap and len(union) >= 4:
-            step = min(step, (len(union) + 1) // 2)   # two jobs at least: one hides the other
-        jobs = [union[start:stop] for start, stop in pieces(len(union), step)]
-        make = lambda rows: self._batch(rows, build, kept, removed)  # noqa: E731
-        score = lambda rows, batch: self._score(keys, rows, batch, kept, removed)  # noqa: E731
+        if overlap and len(entries) >= 4:
+            step = min(step, (len(entries) + 1) // 2)   # two jobs at least: one hides the other
+        jobs = [entries[start:stop] for start, stop in pieces(len(entries), step)]
+        make = lambda piece: self._batch(requests, piece, kept, removed)  # noqa: E731
+        score = lambda piece, batch: self._score(requests, piece, batch, kept, removed)  # noqa: E731
         if overlap:
             overlapped(jobs, make, score)
         else:
-            for rows in jobs:
-                score(rows, make(rows))
+            for piece in jobs:
+                score(piece, make(piece))
+        return counts
 
-    def _batch(self, rows: list[int], build: Callable[[list[int]], np.ndarray],
-               need_kept: set[int], need_removed: set[int]) -> np.ndarray:
+    def _batch(self, requests: Sequence[Request], piece: list[tuple[int, int]],
+               need_kept: set[tuple[int, int]], need_removed: set[tuple[int, int]]
+               ) -> np.ndarray:
         """The model batch of a piece: the kept waveforms asked for, then the removals."""
-        waves = build(rows)
-        kept = [j for j, i in enumerate(rows) if i in need_kept]
-        removed = [j for j, i in enumerate(rows) if i in need_removed]
-        if not removed and len(kept) == len(rows):
-            return waves
+        runs = [(r, [i for _, i in run]) for r, run in groupby(piece, key=itemgetter(0))]
+        made = [requests[r].build(rows) for r, rows in runs]
+        if len(made) == 1 and not need_removed:
+            return made[0]
+        waves = [(wave, entry) for block, (r, rows) in zip(made, runs)
+                 for wave, entry in zip(block, ((r, i) for i in rows))]
+        kept = [wave for wave, entry in waves if entry in need_kept]
+        removed = [wave for wave, entry in waves if entry in need_removed]
         # one model batch, filled in place: no copy of the piece beyond the batch itself
-        batch = np.empty((len(kept) + len(removed), waves.shape[1]), dtype=np.float32)
-        np.take(waves, kept, axis=0, out=batch[:len(kept)])
-        for row, j in enumerate(removed, start=len(kept)):
-            self.domain.remove(waves[j:j + 1], out=batch[row:row + 1])
+        batch = np.empty((len(kept) + len(removed), self.domain.n), dtype=np.float32)
+        for row, wave in enumerate(kept):
+            batch[row] = wave
+        for row, wave in enumerate(removed, start=len(kept)):
+            self.domain.remove(wave[None], out=batch[row:row + 1])
         return batch
 
-    def _score(self, keys: Sequence[Key], rows: list[int], batch: np.ndarray,
-               need_kept: set[int], need_removed: set[int]) -> None:
-        kept = [keys[i] for i in rows if i in need_kept]
-        removed = [keys[i] for i in rows if i in need_removed]
+    def _score(self, requests: Sequence[Request], piece: list[tuple[int, int]],
+               batch: np.ndarray, need_kept: set[tuple[int, int]],
+               need_removed: set[tuple[int, int]]) -> None:
+        kept = [requests[r].keys[i] for r, i in piece if (r, i) in need_kept]
+        removed = [requests[r].keys[i] for r, i in piece if (r, i) in need_removed]
         probs = self.criterion.probabilities(batch)
         self.evaluated += len(kept) + len(removed)
         self.store(kept, probs[:len(kept)])
