@@ -13,7 +13,7 @@ first ``k``. For each kind (predicates in :mod:`freqrex.criterion`):
    ``k - 1`` fails, every tested ``k`` below it fails, and ``k`` is exact whenever the
    predicate is monotone beyond the dense range; ``proven`` says whether every smaller
    ``k`` was tested. ``search="linear"`` scans in steps of ``chunk`` as ReX does.
-2. **Minimal set** (:func:`freqrex.minimal.shrink`): the prefix is shrunk to a
+2. **Minimal set** (:func:`freqrex.minimal.shrink_together`): each prefix is shrunk to a
    subset-minimal set (no single feature can be dropped with the predicate still
    holding), ddmin style, in batched rounds within ``minimal_budget`` mutants per set.
 3. **Verification**: one last model call on every reported set.
@@ -32,7 +32,7 @@ import numpy as np
 from freqrex.config import Config
 from freqrex.criterion import KINDS, Criterion
 from freqrex.domains import Domain
-from freqrex.minimal import shrink
+from freqrex.minimal import shrink_together
 from freqrex.mutants import Key, Mutants
 
 Predicate = Callable[[np.ndarray], np.ndarray]
@@ -258,10 +258,13 @@ def extract(domain: Domain, criterion: Criterion, ranking: np.ndarray,
             break
     for kind in KINDS:
         found.setdefault(kind, Extracted(kind, None))
-    for e in found.values():
-        if e.k is not None:   # each set its own budget: one hard set cannot starve the rest
-            e.bins, e.minimal, e.minimal_note, _ = shrink(
-                domain, criterion, e.kind, ranking[:e.k], config.minimal_budget, mutants)
+    # each set its own budget, so one hard set cannot starve the rest; shrunk together,
+    # so each round of the three is one model call
+    shrinking = [e for e in found.values() if e.k is not None]
+    shrunk = shrink_together(domain, criterion, [(e.kind, ranking[:e.k]) for e in shrinking],
+                             config.minimal_budget, mutants)
+    for e, (bins, minimal, note, _) in zip(shrinking, shrunk):
+        e.bins, e.minimal, e.minimal_note = bins, minimal, note
     return _verify(domain, criterion, found)
 
 

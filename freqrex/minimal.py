@@ -14,13 +14,15 @@ import numpy as np
 
 from freqrex.criterion import Criterion
 from freqrex.domains import Domain
-from freqrex.mutants import EMPTY, Mutants, join, minus, run_key
+from freqrex.mutants import EMPTY, Mutants, Steps, join, minus, run_key
 
-__all__ = ["shrink"]
+__all__ = ["shrink", "shrink_together"]
+
+Shrunk = tuple[np.ndarray, bool, str, int]
 
 
 def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
-           budget: int, mutants: Mutants | None = None) -> tuple[np.ndarray, bool, str, int]:
+           budget: int, mutants: Mutants | None = None) -> Shrunk:
     """Shrink a set meeting ``kind``'s predicate to a subset-minimal one (ddmin style).
 
     Each round removes each of ``g`` chunks of the set in one batch; the chunks whose
@@ -59,29 +61,45 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
     note : str
         Why not, when not.
     spent : int
-        Mutants evaluated.
+        Mutants evaluated (a mutant another shrinking run together evaluated first is
+        known, as one an earlier run evaluated).
     """
-    per_set = 2 if kind == "necessary" else 1
     mutants = mutants or Mutants(domain, criterion)
+    return mutants.run([_shrinking(domain, criterion, kind, bins, budget, mutants)])[0]
+
+
+def shrink_together(domain: Domain, criterion: Criterion, sets: list[tuple[str, np.ndarray]],
+                    budget: int, mutants: Mutants) -> list[Shrunk]:
+    """:func:`shrink` each ``(kind, bins)`` of ``sets``, each with its own ``budget``, in
+    lock-step: each round's tests of all the sets go to the model together (fewer, larger
+    calls), and each set is shrunk as it would be alone, but for which of two sets pays
+    for a mutant both ask for."""
+    return mutants.run([_shrinking(domain, criterion, kind, bins, budget, mutants)
+                        for kind, bins in sets])
+
+
+def _shrinking(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
+               budget: int, mutants: Mutants) -> Steps[Shrunk]:
+    """:func:`shrink` as steps for :meth:`Mutants.run`."""
+    per_set = 2 if kind == "necessary" else 1
     spent = 0
 
-    def holds(drops: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray | None,
-                                                      np.ndarray]:
+    def holds(drops: list[list[np.ndarray]]) -> Steps[tuple[np.ndarray, np.ndarray | None,
+                                                            np.ndarray]]:
         """The predicate on ``current`` without each drop (chunks, runs of its positions),
         ``p_t`` on each kept set (None for the necessary predicate) and, for the
         necessary predicate, its margins on each set (:func:`_margins`)."""
         nonlocal spent
-        before = mutants.evaluated
         keys = _drop_keys(sums, drops)
         build = lambda rows: domain.keep([current[_kept(len(current), drops[i])]  # noqa: E731
                                           for i in rows])
         p = None
         if kind == "necessary":
-            ok = mutants.necessary(keys, build)
+            ok, evaluated = yield from mutants.necessary_steps(keys, build)
         else:
-            kept = mutants.ask(keys, build)[0]
+            (kept, _), evaluated = yield from mutants.ask_steps(keys, build)
             ok, p = criterion.holds(kind, kept), kept[:, criterion.target]
-        spent += mutants.evaluated - before
+        spent += evaluated
         return ok, p, (_margins(criterion, mutants, keys) if guided else _NO_MARGINS)
 
     current = np.asarray(bins, dtype=np.int64)
@@ -89,7 +107,7 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
     two_sided, guided = kind == "complete", kind == "necessary"
     here = criterion.original_confidence   # p_t of the current set: two-sided order only
     if two_sided and (budget > 0 or not mutants.missing([run_key(sums, 0, len(current))])):
-        _, p, _ = holds([[]])   # known already when the set is a prefix the search tested
+        _, p, _ = yield from holds([[]])   # known when the search tested that prefix
         assert p is not None   # known for the kept sets of every kind but necessary
         here = float(p[0])
     # guided rounds: the current set's margins, and what removing each feature did to them
@@ -113,7 +131,7 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
             if not fit:
                 return current, False, note, spent
             part = part[len(part) - fit:]
-            ok, p, m = holds([[chunks[i]] for i in part])
+            ok, p, m = yield from holds([[chunks[i]] for i in part])
             for i, row in zip(part, m if guided else ()):   # shared among its features
                 seen = np.isfinite(row)   # a margin not asked keeps what was seen before
                 change[chunks[i][:, None], np.flatnonzero(seen)] = (
@@ -139,7 +157,7 @@ def shrink(domain: Domain, criterion: Criterion, kind: str, bins: np.ndarray,
         unions = [[chunks[i] for i in passing[:j]] for j in _halvings(len(passing))]
         chosen = [chunks[passing[0]]]
         if unions and spent + per_set * len(unions) <= budget:
-            ok, p, m = holds(unions)
+            ok, p, m = yield from holds(unions)
             hit = next((j for j, o in enumerate(ok) if o), None)
             if hit is not None:
                 chosen = unions[hit]
