@@ -176,7 +176,7 @@ def test_waveforms_per_batch_follows_the_budget_and_the_measurement(oracle):
     prior = model.waveforms_per_batch(N)
     model.scores(rows(1))
     assert model.memory_per_sample is not None and model.memory_per_sample >= 0
-    per = (4 + model.memory_per_sample) * N
+    per = (4 + model.held_factor * model.memory_per_sample) * N
     assert model.waveforms_per_batch(N) == max(1, min(32, int(10**7 // per)))
     assert model.waveforms_per_batch(10**9) == 1  # one waveform is still scored
     assert model.waveforms_per_batch(1) == 32
@@ -191,7 +191,7 @@ def test_a_small_budget_splits_calls_but_keeps_every_score(oracle):
     small = OnnxModel(oracle["f64"], max_memory=(4 + 8) * N * 3, sessions=1)
     x = rows(20)
     small.scores(x[:1])
-    small.memory_per_sample = 8.0  # pretend the measurement: 3 rows a pass
+    small.memory_per_sample = 8.0 / small.held_factor  # pretend: 3 rows a pass
     assert small.scores(x).tobytes() == big.scores(x).tobytes()
     assert small.stats.calls == 1 + 7 and big.stats.calls == 1  # 3,3,3,3,3,2,3: no 1-row pass
 
@@ -237,16 +237,34 @@ def test_pieces_hold_at_most_step_rows_and_never_leave_one_alone():
                 assert 1 not in sizes, (total, step, sizes)
 
 
-def test_budget_bound_passes_shrink_the_arena_and_keep_every_score():
+def test_budget_bound_passes_keep_the_arena_warm_within_the_budget(monkeypatch):
+    """Passes the budget limits are sized for a warm arena holding ARENA_HOLDS of them,
+    and shrink it only while both ways of running are measured or once the process has
+    grown past the budget; whichever options a pass runs with, its scores are the same."""
+    from freqrex.model import onnx
+
     n = 16000 * 30
     x = rows(4, n=n)
     free = OnnxModel(reference_model(), sessions=1)
-    bound = OnnxModel(reference_model(), sessions=1, max_memory=3 * 80 * n)  # 2-3 rows
-    assert free._options_for(n) is free._run_options
-    assert bound._options_for(n) is bound._shrink_options
+    bound = OnnxModel(reference_model(), sessions=1, max_memory=3 * 80 * n)  # 1-3 rows
+    measuring = OnnxModel(reference_model(), max_memory=12 * 80 * n)  # 4 rows or more
     first = free.scores(x)
+    assert free._options_for(n) is free._run_options
+    assert bound.held_factor == onnx.ARENA_HOLDS
     assert bound.scores(x).tobytes() == first.tobytes()
-    # What the shrinkage does to the process's peak is measured in a fresh process by
+    assert bound.memory_per_sample is not None
+    # the rows are those of a budget that counts the arena's passes, not one pass
+    held = 4 * n + onnx.ARENA_HOLDS * bound.memory_per_sample * n
+    assert bound.waveforms_per_batch(n) == max(1, int(bound.max_memory // held))
+    assert bound._options_for(n) is bound._run_options            # warm: within the budget
+    if measuring.throughput.choice == "measuring":   # two usable cores (as in CI)
+        assert measuring._options_for(n) is measuring._shrink_options
+    length, resident = bound._resident   # what the process held before its first pass
+    assert length == n and resident is not None   # Linux: /proc is there
+    monkeypatch.setattr(onnx, "rss_bytes", lambda: resident + bound.max_memory + 1)
+    assert bound._options_for(n) is bound._shrink_options         # grown past: hand back
+    assert bound.scores(x).tobytes() == first.tobytes()
+    # What the arena does to the process's peak is measured in a fresh process by
     # bench/test_bench_memory.py: within one test process the allocator's own caching
     # hides it (RSS is not a reliable meter here).
 

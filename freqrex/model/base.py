@@ -108,6 +108,10 @@ class Model:
     memory_per_sample : float or None
         Bytes the model allocated per input sample of one waveform, measured on the first
         call; None before it.
+    held_factor : float
+        How many passes' activations the runtime may hold at once, as counted in the
+        budget: 1 where a pass frees what it allocated; more where the runtime keeps a
+        warm pool between passes (ONNX Runtime's CPU arena, :class:`OnnxModel`).
     """
 
     def __init__(
@@ -135,6 +139,7 @@ class Model:
         self.max_memory = (default_budget() if max_memory is None
                            else positive_int(max_memory, "max_memory"))
         self.memory_per_sample: float | None = None
+        self.held_factor = 1.0
         self._n_classes: int | None = None
         self._labels_source = "labels argument"
 
@@ -160,7 +165,8 @@ class Model:
         this many waveforms at a time; :meth:`scores` splits every call the same way, so
         ``rows * (4 * n_samples + activations + extra) <= max_memory``, the activations
         per waveform measured on the first call (before it, a prior of 64 bytes per
-        sample). Batching never changes a score (see :meth:`_forward_all`).
+        sample), times :attr:`held_factor`. Batching never changes a score (see
+        :meth:`_forward_all`).
 
         Parameters
         ----------
@@ -178,7 +184,8 @@ class Model:
         """
         n = positive_int(n_samples, "n_samples")
         per_sample = self.memory_per_sample if self.memory_per_sample is not None else 64.0
-        per_waveform = 4 * n + per_sample * n + max(0, int(extra_bytes_per_waveform))
+        per_waveform = (4 * n + self.held_factor * per_sample * n
+                        + max(0, int(extra_bytes_per_waveform)))
         return int(max(1, min(self.batch_size, self.max_memory // max(1.0, per_waveform))))
 
     def scores(self, batch: np.ndarray, finite: bool = True) -> np.ndarray:

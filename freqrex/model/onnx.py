@@ -17,7 +17,7 @@ from freqrex.config import ModelConfig
 from freqrex.errors import ModelError, first_line
 from freqrex.model.base import Model, optional_positive_int
 from freqrex.model.labels import labels_from_metadata, load_labels, rate_from_metadata
-from freqrex.model.memory import device_memory
+from freqrex.model.memory import device_memory, rss_bytes
 from freqrex.model.opening import (
     ORT_LOG_SEVERITY,
     describe_source,
@@ -43,6 +43,9 @@ _SUPPORTED_INPUTS = "[N], [B, N], [B, 1, N] or [B, N, 1] (float32, float16 or fl
 
 # ORT's run option that returns the CPU arena's free memory to the system after a run.
 ARENA_SHRINKAGE = "memory.enable_memory_arena_shrinkage"
+ARENA_HOLDS = 2.0
+"""Passes' peaks a warm CPU arena may hold (power-of-two extensions, one memory pattern
+per batch shape: 1.6-2.0x one pass's peak measured on the bundled tagger and model)."""
 
 def load_model(path: str | os.PathLike, options: ModelConfig, *, activation: str = "auto",
                batch_size: int = 32) -> OnnxModel:
@@ -180,6 +183,9 @@ class OnnxModel(Model):
         # a session given without a CPU arena has none to shrink (ORT then refuses the run)
         self._arena = (self.provider == "CPUExecutionProvider"
                        and bool(self.session.get_session_options().enable_cpu_mem_arena))
+        if self._arena:
+            self.held_factor = ARENA_HOLDS
+        self._resident: tuple[int, int | None] = (0, None)   # (clip length, bytes held)
         threads = optional_positive_int(threads, "threads")
         sessions = optional_positive_int(sessions, "sessions")
         # IO binding on a GPU: each pass's rows are uploaded once, only the scores come back
@@ -310,19 +316,35 @@ class OnnxModel(Model):
         return out[:rows]
 
     def _options_for(self, n_samples: int) -> Any:
-        """The run options of a CPU pass: arena shrinkage when the budget sized it.
+        """The run options of a CPU pass: arena shrinkage only where the arena would
+        otherwise outgrow the budget.
 
         ONNX Runtime's CPU arena keeps the largest memory it ever held and grows past what
         a pass needs (power-of-two extensions, a new memory pattern per batch shape): on
         a 2-minute clip of the bundled model it held 2.2 GB after passes whose peak was
-        0.9-1.2 GB. A pass whose rows the budget limits (a long clip) hands the arena's
-        memory back at its end, so the process holds one pass's peak at a time and the
-        measured bytes per sample stay true; short clips keep the warm arena (a shrunk
-        arena faults its pages in again: ~25% slower passes).
+        0.9-1.2 GB. A shrunk arena faults its pages in again on the next pass, which costs
+        more than the pass's arithmetic on a model with large activations (the bundled
+        tagger, 10 s, 23 rows: 7-10 waveforms/s shrunk against 15-17 warm). So passes
+        the budget limits are sized for an arena holding :data:`ARENA_HOLDS` of them
+        (:attr:`held_factor`) and keep it warm; they shrink it while the two ways of
+        running are measured (each has its own arena, and one is then dropped) and
+        whenever the process has grown more than the budget above what it held before
+        the first such pass of this clip length (the clip, its spectrum and the model are
+        there by then). Short clips (rows capped by ``batch_size``) keep the warm arena.
+        Which options a pass runs with never changes its scores.
         """
-        if self._arena and self.waveforms_per_batch(n_samples) < self.batch_size:
+        rows = self.waveforms_per_batch(n_samples)
+        if not self._arena or rows >= self.batch_size:
+            return self._run_options
+        if self._resident[0] != n_samples:
+            self._resident = (n_samples, rss_bytes())
+        if self._runner.measures(rows) or self._over_budget():
             return self._shrink_options
         return self._run_options
+
+    def _over_budget(self) -> bool:
+        before, now = self._resident[1], rss_bytes()
+        return before is not None and now is not None and now - before > self.max_memory
 
     def describe(self) -> dict[str, Any]:
         """What ``freqrex info`` shows, with the ONNX inputs and outputs as declared."""

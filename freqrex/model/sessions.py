@@ -33,9 +33,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MARGIN", "ROUNDS", "SessionRunner", "Throughput", "usable_cores"]
+__all__ = ["MARGIN", "POOL_ROWS", "ROUNDS", "SessionRunner", "Throughput", "usable_cores"]
 
 ROUNDS = 4  # timed passes per way before choosing
+POOL_ROWS = 4  # fewer rows go to the single session: no part may have one row
 MARGIN = 1.05  # the pool must be this much faster to be chosen
 
 
@@ -117,7 +118,7 @@ class SessionRunner:
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         """Scores of ``rows``, computed the chosen way (or timed, while measuring)."""
         t = self.throughput
-        if rows.shape[0] < 4 or t.choice == "single":
+        if rows.shape[0] < POOL_ROWS or t.choice == "single":
             return self._run(self.wide, rows)
         if not self._verified:
             return self._verify(rows)
@@ -131,6 +132,10 @@ class SessionRunner:
         if min(len(v) for v in t.samples.values()) >= ROUNDS:
             self._choose()
         return out
+
+    def measures(self, rows: int) -> bool:
+        """Whether passes of ``rows`` would still be run both ways, to be measured."""
+        return self.throughput.choice == "measuring" and rows >= POOL_ROWS
 
     def _verify(self, rows: np.ndarray) -> np.ndarray:
         t = self.throughput
