@@ -47,6 +47,7 @@ ARENA_HOLDS = 2.0
 """Passes' peaks a warm CPU arena may hold (power-of-two extensions, one memory pattern
 per batch shape: 1.6-2.0x one pass's peak measured on the bundled tagger and model)."""
 
+
 def load_model(path: str | os.PathLike, options: ModelConfig, *, activation: str = "auto",
                batch_size: int = 32) -> OnnxModel:
     """Open an ONNX model file as :class:`freqrex.config.ModelConfig` says.
