@@ -311,17 +311,18 @@ class Mutants:
         kept: set[tuple[int, int]] = set()
         removed: set[tuple[int, int]] = set()
         entries: list[tuple[int, int]] = []   # (request, index into its keys)
-        seen: tuple[set[Key], set[Key]] = (set(), set())
+        seen_kept: set[Key] = set()
+        seen_removed: set[Key] = set()
         counts = []
         for r, request in enumerate(requests):
-            mine = [(i, table) for table, (need, done) in
-                    enumerate(((request.kept, seen[0]), (request.removed, seen[1])))
-                    for i in need if request.keys[i] not in done]
-            for i, table in mine:
-                seen[table].add(request.keys[i])
-                (removed if table else kept).add((r, i))
-            entries += [(r, i) for i in sorted({i for i, _ in mine})]
-            counts.append(len(mine))
+            new_kept = [i for i in request.kept if request.keys[i] not in seen_kept]
+            new_removed = [i for i in request.removed if request.keys[i] not in seen_removed]
+            seen_kept.update(request.keys[i] for i in new_kept)
+            seen_removed.update(request.keys[i] for i in new_removed)
+            kept.update((r, i) for i in new_kept)
+            removed.update((r, i) for i in new_removed)
+            entries += [(r, i) for i in sorted(set(new_kept) | set(new_removed))]
+            counts.append(len(new_kept) + len(new_removed))
         overlap = self.domain.n >= OVERLAP_SAMPLES
         step = self.rows_per_call(overlap=overlap) // (2 if removed else 1)
         if overlap and len(entries) >= 4:
@@ -342,12 +343,12 @@ class Mutants:
         """The model batch of a piece: the kept waveforms asked for, then the removals."""
         runs = [(r, [i for _, i in run]) for r, run in groupby(piece, key=itemgetter(0))]
         made = [requests[r].build(rows) for r, rows in runs]
-        if len(made) == 1 and not need_removed:
-            return made[0]
         waves = [(wave, entry) for block, (r, rows) in zip(made, runs)
                  for wave, entry in zip(block, ((r, i) for i in rows))]
         kept = [wave for wave, entry in waves if entry in need_kept]
         removed = [wave for wave, entry in waves if entry in need_removed]
+        if len(made) == 1 and not removed:   # every row built is a kept one, in order
+            return made[0]
         # one model batch, filled in place: no copy of the piece beyond the batch itself
         batch = np.empty((len(kept) + len(removed), self.domain.n), dtype=np.float32)
         for row, wave in enumerate(kept):
