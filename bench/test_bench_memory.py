@@ -7,7 +7,9 @@ sizes the model's passes, and stay under 3 GiB at 10 min. The child reports its 
 (``ru_maxrss``), the model's measured bytes per sample and the rows per pass it chose.
 The issue's second target, a 30 s clip through a mel+CNN tagger under 3 GiB, runs the
 bundled ``musicnn-mtt`` on the bundled 30 s clip with the same search
-(``test_tagger_30s_peak_memory``, ~5 minutes here).
+(``test_tagger_30s_peak_memory``, ~5 minutes here). The warm ONNX Runtime arena against
+the rule before it (shrinking the arena after every pass the budget limits), on the
+tagger and the real 10 s clip: ``test_warm_arena_against_shrinking_every_pass`` (~7 min).
 
 Run: ``.venv/bin/python -m pytest bench/test_bench_memory.py --benchmark-disable -s``
 (``FREQREX_BENCH_SECONDS=1,30,600`` for a subset; ``FREQREX_BENCH_MAX_MEMORY=1GiB`` to
