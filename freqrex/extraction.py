@@ -16,6 +16,8 @@ first ``k``. For each kind (predicates in :mod:`freqrex.criterion`):
 2. **Minimal set** (:func:`freqrex.minimal.shrink_together`): each prefix is shrunk to a
    subset-minimal set (no single feature can be dropped with the predicate still
    holding), ddmin style, in batched rounds within ``minimal_budget`` mutants per set.
+   A necessary or complete set that comes out smaller than the sufficient one and is
+   sufficient too is shrunk on as the sufficient set (:func:`_shrink_from_smaller`).
 3. **Verification**: one last model call on every reported set.
 
 Every batch is a fixed list of mutants, so nothing depends on ``batch_size``.
@@ -32,7 +34,7 @@ import numpy as np
 from freqrex.config import Config
 from freqrex.criterion import KINDS, Criterion
 from freqrex.domains import Domain
-from freqrex.minimal import shrink_together
+from freqrex.minimal import shrink, shrink_together
 from freqrex.mutants import Key, Mutants
 
 Predicate = Callable[[np.ndarray], np.ndarray]
@@ -263,9 +265,38 @@ def extract(domain: Domain, criterion: Criterion, ranking: np.ndarray,
     shrinking = [e for e in found.values() if e.k is not None]
     shrunk = shrink_together(domain, criterion, [(e.kind, ranking[:e.k]) for e in shrinking],
                              config.minimal_budget, mutants)
-    for e, (bins, minimal, note, _) in zip(shrinking, shrunk):
-        e.bins, e.minimal, e.minimal_note = bins, minimal, note
+    spent = {}
+    for e, (bins, minimal, note, cost) in zip(shrinking, shrunk):
+        e.bins, e.minimal, e.minimal_note, spent[e.kind] = bins, minimal, note, cost
+    _shrink_from_smaller(domain, criterion, found,
+                         config.minimal_budget - spent.get("sufficient", 0), mutants)
     return _verify(domain, criterion, found)
+
+
+def _shrink_from_smaller(domain: Domain, criterion: Criterion, found: dict[str, Extracted],
+                         budget: int, mutants: Mutants) -> None:
+    """Shrink the sufficient set on from a smaller sufficient set of another kind, if any.
+
+    The necessary set is sufficient by definition, and the complete set is whenever its
+    tolerance keeps ``p_t`` above the threshold; shrunk for their own predicates, either
+    may come out smaller than the sufficient set (flute.wav, seed 2: complete 5 bins,
+    sufficient 6). The smallest of them that is known to be sufficient (its kept set's
+    output was evaluated while it was shrunk: no model call) is shrunk on as a sufficient
+    set with what the sufficient set's ``budget`` left, and replaces it: a smaller
+    subset-minimal sufficient set (not a subset of the smallest sufficient prefix, whose
+    size ``k`` is still reported as such)."""
+    sufficient = found["sufficient"]
+    if sufficient.k is None:
+        return
+    smaller = sorted((e for e in found.values()
+                      if e.k is not None and len(e.bins) < len(sufficient.bins)),
+                     key=lambda e: len(e.bins))
+    for e in smaller:
+        rows, kept = mutants.known([mutants.key(e.bins)])
+        if rows and criterion.passes(kept)[0]:
+            sufficient.bins, sufficient.minimal, sufficient.minimal_note, _ = shrink(
+                domain, criterion, "sufficient", e.bins, budget, mutants)
+            return
 
 
 def find_prefix(predicate: Predicate, lo: int, hi: int,

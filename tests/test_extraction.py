@@ -168,6 +168,60 @@ def test_every_feature_of_a_minimal_set_is_needed(oracle_run, kind):
         assert not holds[1:].any(), "some feature could be dropped"
 
 
+def _level_model(x0, lo=200, hi=600):
+    """Two classes: the energy in [lo, hi) Hz against half of what ``x0`` has there, as
+    shares; the target wins once a set keeps more than half the band's energy, so a
+    sufficient set takes many bins and subset-minimal ones differ in size."""
+    freqs = np.fft.rfftfreq(x0.shape[-1], 1 / SR)
+    band = (freqs >= lo) & (freqs < hi)
+    level = 0.5 * float((np.abs(np.fft.rfft(x0.astype(np.float64))) ** 2)[band].sum())
+
+    def model(x):
+        e = (np.abs(np.fft.rfft(np.asarray(x, np.float64), axis=-1)) ** 2)[:, band].sum(1)
+        return np.stack([e, np.full_like(e, level)], axis=1) / (e + level)[:, None]
+
+    return model
+
+
+@pytest.mark.parametrize(("confidence_filter", "tolerance"), [(0.5, 0.02), (0.999, 0.2)])
+def test_the_sufficient_set_is_shrunk_on_from_a_smaller_sufficient_set(
+        monkeypatch, confidence_filter, tolerance):
+    """A necessary or complete set shrunk smaller than the sufficient one, and sufficient
+    itself, is shrunk on as the sufficient set: the result is no larger than any of them
+    that is sufficient, and is checked with the model on numpy reconstructions (it holds,
+    no single bin can go). A smaller set that is not sufficient (a complete tolerance
+    wider than the confidence filter) is not taken."""
+    domain = FFTDomain(make_clip(1, n=1024), SR)
+    model = _level_model(domain.x)
+    criterion = Criterion(model, 0, float(model(domain.x[None])[0, 0]), confidence_filter,
+                          complete_tolerance=tolerance)
+    ranking = np.random.default_rng(2).permutation(domain.n_features)
+    config = Config(minimal_budget=20000)
+    found = extract(domain, criterion, ranking, config)
+    monkeypatch.setattr(extraction, "_shrink_from_smaller", lambda *args: None)
+    alone = extract(domain, criterion, ranking, config)
+    x = domain.x
+
+    def sufficient(sets):
+        return criterion.passes(model(np.stack([_keep(x, b) for b in sets])))
+
+    others = [alone[kind].bins for kind in ("necessary", "complete") if alone[kind].k]
+    smaller = [b for b in others if len(b) < len(alone["sufficient"].bins)]
+    assert smaller, "the case has a smaller set of another kind"
+    e = found["sufficient"]
+    assert e.verified and e.minimal and sufficient([e.bins])[0]
+    assert not sufficient([np.delete(e.bins, i) for i in range(len(e.bins))]).any()
+    taken = [b for b, ok in zip(smaller, sufficient(smaller)) if ok]
+    if confidence_filter == 0.5:
+        assert taken, "the necessary set is sufficient by definition"
+        assert len(e.bins) <= min(len(b) for b in taken) < len(alone["sufficient"].bins)
+    else:
+        assert not taken, "the wide tolerance makes the smaller sets insufficient"
+        assert e.bins.tolist() == alone["sufficient"].bins.tolist()
+    for kind in ("necessary", "complete"):   # the other two are left as they were
+        assert found[kind].bins.tolist() == alone[kind].bins.tolist()
+
+
 def test_the_json_records_the_rules_and_the_guarantees(oracle_run):
     _, result = oracle_run
     doc = json.loads(result.to_json())
