@@ -283,8 +283,9 @@ def _shrink_from_smaller(domain: Domain, criterion: Criterion, found: dict[str, 
     sufficient 6). The smallest of them that is known to be sufficient (its kept set's
     output was evaluated while it was shrunk: no model call) is shrunk on as a sufficient
     set with what the sufficient set's ``budget`` left, and replaces it: a smaller
-    subset-minimal sufficient set (not a subset of the smallest sufficient prefix, whose
-    size ``k`` is still reported as such)."""
+    sufficient set, subset-minimal when that budget lets the shrinking finish (``minimal``
+    and ``minimal_note`` say), and not a subset of the smallest sufficient prefix, whose
+    size ``k`` is still reported as such."""
     sufficient = found["sufficient"]
     if sufficient.k is None:
         return
