@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oracles import BANDS, SR, callable_band_oracle, make_clip
+from oracles import BANDS, SR, callable_band_oracle, make_clip, two_band_model
 
 import freqrex
 from freqrex import CallableModel, examples, extraction, minimal
@@ -27,6 +27,7 @@ from freqrex.domains import FFTDomain
 from freqrex.extraction import Prefixes, coarse_prefix, extract, smallest_prefix
 from freqrex.minimal import shrink, shrink_together
 from freqrex.model import load_model
+from freqrex.model.activation import softmax
 from freqrex.mutants import Mutants, minus, overlapped, run_key
 
 DENSE = 64
@@ -168,21 +169,6 @@ def test_every_feature_of_a_minimal_set_is_needed(oracle_run, kind):
         assert not holds[1:].any(), "some feature could be dropped"
 
 
-def _level_model(x0, lo=200, hi=600):
-    """Two classes: the energy in [lo, hi) Hz against half of what ``x0`` has there, as
-    shares; the target wins once a set keeps more than half the band's energy, so a
-    sufficient set takes many bins and subset-minimal ones differ in size."""
-    freqs = np.fft.rfftfreq(x0.shape[-1], 1 / SR)
-    band = (freqs >= lo) & (freqs < hi)
-    level = 0.5 * float((np.abs(np.fft.rfft(x0.astype(np.float64))) ** 2)[band].sum())
-
-    def model(x):
-        e = (np.abs(np.fft.rfft(np.asarray(x, np.float64), axis=-1)) ** 2)[:, band].sum(1)
-        return np.stack([e, np.full_like(e, level)], axis=1) / (e + level)[:, None]
-
-    return model
-
-
 @pytest.mark.parametrize(("confidence_filter", "tolerance"), [(0.5, 0.02), (0.999, 0.2)])
 def test_the_sufficient_set_is_shrunk_on_from_a_smaller_sufficient_set(
         monkeypatch, confidence_filter, tolerance):
@@ -192,10 +178,14 @@ def test_the_sufficient_set_is_shrunk_on_from_a_smaller_sufficient_set(
     no single bin can go). A smaller set that is not sufficient (a complete tolerance
     wider than the confidence filter) is not taken."""
     domain = FFTDomain(make_clip(1, n=1024), SR)
-    model = _level_model(domain.x)
+    logits = two_band_model("either", domain.x)   # many bins of one band's energy suffice
+
+    def model(x):
+        return softmax(np.asarray(logits(x), dtype=np.float64))
+
     criterion = Criterion(model, 0, float(model(domain.x[None])[0, 0]), confidence_filter,
                           complete_tolerance=tolerance)
-    ranking = np.random.default_rng(2).permutation(domain.n_features)
+    ranking = np.random.default_rng(0).permutation(domain.n_features)
     config = Config(minimal_budget=20000)
     found = extract(domain, criterion, ranking, config)
     monkeypatch.setattr(extraction, "_shrink_from_smaller", lambda *args: None)
