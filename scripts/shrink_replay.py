@@ -48,20 +48,22 @@ class _Captured(Exception):
 
 def save(model: str, clip: str, out: Path, params: dict[str, Any]) -> None:
     state: dict[str, Any] = {"sets": []}
-    shrink = extraction.shrink
+    together = extraction.shrink_together
 
-    def recording(domain, criterion, kind, bins, budget, mutants=None):
-        if not state["sets"]:   # the answers known before the first shrink
-            state["kept"], state["removed"] = dict(mutants._kept), dict(mutants._removed)
-        state["sets"].append((kind, np.asarray(bins, dtype=np.int64)))
-        return shrink(domain, criterion, kind, bins, budget, mutants)
+    def recording(domain, criterion, sets, budget, mutants):
+        # the three sets the extraction shrinks, and the answers known before it does
+        state["kept"], state["removed"] = dict(mutants._kept), dict(mutants._removed)
+        state["sets"] = [(kind, np.asarray(bins, dtype=np.int64)) for kind, bins in sets]
+        return together(domain, criterion, sets, budget, mutants)
 
-    extraction.shrink = recording
+    extraction.shrink_together = recording
     started = time.perf_counter()
     try:
         result = freqrex.explain(model, clip, **params)
     finally:
-        extraction.shrink = shrink
+        extraction.shrink_together = together
+    if not state["sets"]:
+        raise SystemExit("error: the explanation found no set to shrink")
     print(f"explained in {time.perf_counter() - started:.0f} s: {result.stats}")
     np.savez(out, model=model, clip=clip, params=json.dumps(params),
              kinds=np.array([kind for kind, _ in state["sets"]]),
