@@ -75,3 +75,27 @@ def test_import_freqrex_does_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_bundled_model_rebuilt_in_torch_scores_as_onnx_runtime():
+    """bench/reference_torch.py (what bench/gpu_check.sh runs on a CUDA device, where no
+    onnxruntime-gpu is) rebuilds the bundled model from the ONNX file's weights: its logits
+    match ONNX Runtime's on every bundled clip, and freqrex.TorchModel explains a clip with
+    it to the same class."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from reference_torch import check_against_onnx, reference_torch
+
+    from freqrex.examples import example_clips, reference_model
+
+    module = reference_torch()
+    assert check_against_onnx(module) < 1e-4
+    onnx_model = freqrex.OnnxModel(reference_model())
+    model = freqrex.TorchModel(module, sample_rate=16000, labels=onnx_model.labels)
+    clip = example_clips()[0]
+    settings = {"iterations": 1, "search_limit": 60, "minimal_budget": 0}
+    ours, theirs = freqrex.explain(model, clip, **settings), freqrex.explain(onnx_model, clip,
+                                                                             **settings)
+    assert ours.target_label == theirs.target_label
+    assert ours.prediction.confidence == pytest.approx(theirs.prediction.confidence, abs=1e-5)
