@@ -251,6 +251,10 @@ class OnnxModel(Model):
         if classes is not None:
             self._learn_classes(classes)
 
+    def _warm_up(self, chunk: np.ndarray) -> None:
+        if self._bind:   # a GPU provider: its first run sets up the device (Model._warm_up)
+            self._runner(chunk)
+
     def _forward(self, chunk: np.ndarray) -> np.ndarray:
         if self._device_budget is not None and self._device_per_sample is None:
             return self._measure_device(chunk)

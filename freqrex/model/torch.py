@@ -8,7 +8,6 @@ cheap without torch installed.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -79,17 +78,9 @@ class TorchModel(Model):
         self._torch = torch
         self._accelerator = self.device.type != "cpu"
 
-    def _timed_forward(self, chunk: np.ndarray) -> np.ndarray:
-        if self._accelerator and self.memory_per_sample is None:
-            # An accelerator's first forward loads its libraries (cuDNN, cuBLAS kernels)
-            # into host memory: hundreds of MB once, no activation of this batch, which the
-            # first call's measurement would charge to every later batch (a 30 s clip on a
-            # GPU would then pass 4 rows at a time instead of 32). So it runs once before
-            # the measured call; its time counts as the model's, not as a call.
-            start = time.perf_counter()
+    def _warm_up(self, chunk: np.ndarray) -> None:
+        if self._accelerator:
             self._forward(chunk)
-            self.stats.seconds += time.perf_counter() - start
-        return super()._timed_forward(chunk)
 
     def _forward(self, chunk: np.ndarray) -> Any:
         torch = self._torch
