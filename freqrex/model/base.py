@@ -373,9 +373,9 @@ class Model:
     def _warm_up(self, chunk: np.ndarray) -> None:
         """Run ``chunk`` once, unmeasured and uncounted, before the call that measures the
         model's memory (a no-op here). An accelerator's first forward loads its libraries
-        (cuDNN, cuBLAS) into host memory and sets up its device: hundreds of MB once, no
-        activation of the batch, which the measurement would charge to every later pass
-        (a 30 s clip on a GPU would then pass 4 rows at a time instead of 32)."""
+        (cuDNN, cuBLAS) into host memory and sets up its device, once and commonly hundreds
+        of MB: no activation of the batch, but the measurement would charge it to every
+        later pass (500 MB on a 30 s clip's first call: 4 rows a pass instead of 32)."""
 
     def _timed_forward(self, chunk: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
