@@ -252,8 +252,10 @@ class OnnxModel(Model):
             self._learn_classes(classes)
 
     def _warm_up(self, chunk: np.ndarray) -> None:
-        if self._bind:   # a GPU provider: its first run sets up the device (Model._warm_up)
-            self._runner(chunk)
+        # a GPU provider's first run sets up the device (Model._warm_up); the device's own
+        # memory is measured on it (_forward), arena growth included, to err on the safe side
+        if self._bind:
+            self._forward(chunk)
 
     def _forward(self, chunk: np.ndarray) -> np.ndarray:
         if self._device_budget is not None and self._device_per_sample is None:
