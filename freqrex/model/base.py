@@ -107,25 +107,18 @@ class Model:
         the model allocates (see :meth:`waveforms_per_batch`). Default min(2 GiB, 25% RAM).
     memory_per_sample : float or None
         Bytes the model allocated per input sample of one waveform, measured on the first
-        call; None before it.
+        call (after :meth:`_warm_up`); None before it.
     held_factor : float
         How many passes' activations the runtime may hold at once, as counted in the
         budget: 1 where a pass frees what it allocated; more where the runtime keeps a
         warm pool between passes (ONNX Runtime's CPU arena, :class:`OnnxModel`).
     """
 
-    def __init__(
-        self,
-        *,
-        sample_rate: int | None = None,
-        labels: Sequence[str] | str | os.PathLike | None = None,
-        activation: str = "auto",
-        batch_size: int = 32,
-        input_length: int | None = None,
-        provider: str = "python",
-        source: str | None = None,
-        max_memory: int | None = None,
-    ) -> None:
+    def __init__(self, *, sample_rate: int | None = None,
+                 labels: Sequence[str] | str | os.PathLike | None = None,
+                 activation: str = "auto", batch_size: int = 32, input_length: int | None = None,
+                 provider: str = "python", source: str | None = None,
+                 max_memory: int | None = None) -> None:
         self.sample_rate = (None if sample_rate is None
                             else check_sample_rate(sample_rate, "sample_rate"))
         self.labels = check_labels(labels)
@@ -371,11 +364,8 @@ class Model:
         return self.waveforms_per_batch(n_samples)
 
     def _warm_up(self, chunk: np.ndarray) -> None:
-        """Run ``chunk`` once, unmeasured and uncounted, before the call that measures the
-        model's memory (a no-op here). An accelerator's first forward loads its libraries
-        (cuDNN, cuBLAS) into host memory and sets up its device, once and commonly hundreds
-        of MB: no activation of the batch, but the measurement would charge it to every
-        later pass (500 MB on a 30 s clip's first call: 4 rows a pass instead of 32)."""
+        """Run ``chunk`` once, uncounted, before the call that measures memory (no-op here):
+        a GPU's first forward loads cuDNN and cuBLAS into host memory, not activations."""
 
     def _timed_forward(self, chunk: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
