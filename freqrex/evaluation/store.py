@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 import types
 from collections.abc import Iterable
 from dataclasses import fields
@@ -129,6 +130,22 @@ CREATE TABLE baselines ({", ".join(f"{n} {t}" for n, t in _BASELINE_COLUMNS)},
 """
 
 
+def _when_unlocked(statement: Any, seconds: float = 30.0) -> Any:
+    """``statement()``, retried while SQLite says the database is locked, for as long as
+    a write waits (the connection's timeout). SQLite does not wait for the lock a switch
+    to WAL takes: two processes opening one new database at once (``freqrex evaluate`` on
+    two machines) had one of them told at once that it was locked, and refused it."""
+    deadline, pause = time.monotonic() + seconds, 0.005
+    while True:
+        try:
+            return statement()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(2 * pause, 0.25)
+
+
 class Store:
     """An evaluation database, opened for writing (one writer) or for reading.
 
@@ -186,7 +203,7 @@ class Store:
                 f"{self.path} is not a freqrex results database ({exc}); use a new --db") from exc
 
     def _configure(self) -> None:
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        _when_unlocked(lambda: self.conn.execute("PRAGMA journal_mode=WAL"))
         # FULL: a committed clip survives power loss too, at ~1 fsync per clip.
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA foreign_keys=ON")
@@ -225,8 +242,6 @@ class Store:
 
     def _create(self, settings: dict, model: str | None, model_sha256: str | None,
                 data_dir: str | None) -> None:
-        import time
-
         from freqrex import __version__
 
         self.conn.execute("BEGIN IMMEDIATE")
