@@ -133,8 +133,8 @@ CREATE TABLE baselines ({", ".join(f"{n} {t}" for n, t in _BASELINE_COLUMNS)},
 def _when_unlocked(statement: Any, seconds: float = 30.0) -> Any:
     """``statement()``, retried while SQLite says the database is locked, for as long as
     a write waits (the connection's timeout). SQLite does not wait for the lock a switch
-    to WAL takes: two processes opening one new database at once (``freqrex evaluate`` on
-    two machines) had one of them told at once that it was locked, and refused it."""
+    to WAL takes: of two processes opening one new database at once (``freqrex evaluate``
+    run twice on one ``--db``), one was told at once that it was locked, and refused it."""
     deadline, pause = time.monotonic() + seconds, 0.005
     while True:
         try:
