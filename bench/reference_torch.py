@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from onnx import numpy_helper
 from torch import nn
 
-from freqrex.examples import reference_model
+from freqrex.examples import long_clip, reference_model
 
 
 class ReferenceTorch(nn.Module):
@@ -97,7 +97,7 @@ def check_against_onnx(module: nn.Module, device: str = "cpu") -> float:
 
     session = ort.InferenceSession(str(reference_model()), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    clips = list(example_clips()) + [reference_model().parent / "examples" / "long_30s.flac"]
+    clips = list(example_clips()) + [long_clip()]
     worst = 0.0
     module = module.to(device)
     for clip in clips:

@@ -28,12 +28,12 @@ import numpy as np
 import freqrex
 import freqrex.mutants
 from freqrex.audio import load_audio
-from freqrex.examples import reference_model
+from freqrex.examples import long_clip, reference_model
 
 started = time.perf_counter()
 explainer = freqrex.Explainer(reference_model(), iterations=2, search_limit=300, seed=0)
 opened = time.perf_counter() - started
-x, rate = load_audio(reference_model().parent / "examples" / "long_30s.flac", 16000)
+x, rate = load_audio(long_clip(), 16000)
 n = int(sys.argv[1])
 if len(sys.argv) > 3:   # "serial": no batch is synthesised while the model scores another
     freqrex.mutants.OVERLAP_SAMPLES = 1 << 62

@@ -22,7 +22,7 @@ import statistics
 import pytest
 
 import freqrex
-from freqrex.examples import example_clips, reference_model
+from freqrex.examples import example_clips, long_clip, reference_model
 
 SEEDS = (0, 1, 2)
 THEN = {"iterations": 10, "search_limit": 3000, "stable_rounds": 0}   # the defaults
@@ -42,7 +42,7 @@ def model():
 
 def _clips() -> dict[str, object]:
     clips = {p.name: p for p in example_clips()}
-    clips["long_30s.flac"] = reference_model().parent / "examples" / "long_30s.flac"
+    clips["long_30s.flac"] = long_clip()
     return clips
 
 

@@ -11,9 +11,9 @@ import pytest
 
 from freqrex import OnnxModel, explain
 from freqrex.audio import load_audio
-from freqrex.examples import example_clips, reference_model
+from freqrex.examples import example_clips, long_clip, reference_model
 
-LONG = reference_model().parent / "examples" / "long_30s.flac"
+LONG = long_clip()
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ _RUN = """
 import hashlib, json, resource, sys, numpy as np, freqrex
 from freqrex.audio import load_audio
 from freqrex.config import parse_memory
-from freqrex.examples import bundled_model, real_clip, reference_model
+from freqrex.examples import bundled_model, long_clip, real_clip, reference_model
 spec = json.loads(sys.argv[1])
 model = freqrex.OnnxModel(bundled_model(spec["model"]) if spec["model"] else reference_model(),
                           max_memory=parse_memory(spec["budget"]) if spec["budget"] else None)
@@ -43,7 +43,7 @@ if spec["rule"] == "shrink":   # the rule before the warm arena: size for one pa
                                     if model.waveforms_per_batch(n) >= model.batch_size
                                     else model._shrink_options)
 clip = (real_clip() if spec["clip"] == "real"
-        else reference_model().parent / "examples" / "long_30s.flac")
+        else long_clip())
 x, rate = load_audio(clip, model.sample_rate)
 n = int(spec["seconds"] * rate)
 r = freqrex.explain(model, np.resize(x, n).astype(np.float32), sample_rate=rate, seed=0,

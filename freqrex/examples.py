@@ -59,6 +59,12 @@ def real_clip() -> Path:
     return Path(str(_DATA / "real" / "lava_10s.flac"))
 
 
+def long_clip() -> Path:
+    """The bundled 30 s clip (480 000 samples at 16 kHz) the reference model classifies
+    right: the benchmarks' long case."""
+    return Path(str(_DATA / "examples" / "long_30s.flac"))
+
+
 def example_clip() -> Path:
     """The clip ``freqrex run`` explains when given none."""
     clips = example_clips()

@@ -75,9 +75,9 @@ def test_synthesis_overlapped_with_the_model_changes_no_result(monkeypatch):
     one: the result is bit for bit the one of the plain loop, and the overlap ran."""
     from freqrex import mutants
     from freqrex.audio import load_audio
-    from freqrex.examples import reference_model
+    from freqrex.examples import long_clip, reference_model
 
-    x, rate = load_audio(reference_model().parent / "examples" / "long_30s.flac", 16000)
+    x, rate = load_audio(long_clip(), 16000)
     clip = np.ascontiguousarray(x[:5 * rate])
     assert clip.shape[0] >= mutants.OVERLAP_SAMPLES
     params = dict(sample_rate=rate, seed=2, iterations=2, search_limit=200, minimal_budget=120)
