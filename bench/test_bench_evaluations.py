@@ -14,7 +14,7 @@ most 1/3 of the waveforms, sufficient and necessary sets no larger; the complete
 sizes are reported too, since nothing may make an explanation worse.
 
 Run: ``.venv/bin/python -m pytest bench/test_bench_evaluations.py --benchmark-disable -s``
-(about 15 minutes on the 2-core dev box).
+(about 6 minutes on the quiet 2-core dev box).
 """
 
 from __future__ import annotations
