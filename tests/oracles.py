@@ -430,3 +430,19 @@ def invoke_cli(*args) -> tuple[int, str, str]:
 
     result = CliRunner().invoke(app, [str(a) for a in args])
     return result.exit_code, result.stdout, result.stderr
+
+
+class FakeTensor:
+    """A stand-in for a torch tensor: only what freqrex calls to get its numpy array."""
+
+    def __init__(self, a):
+        self.a = a
+
+    def detach(self):
+        return self
+
+    def cpu(self):
+        return self
+
+    def numpy(self):
+        return self.a

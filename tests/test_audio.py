@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import FakeTensor
 
 from freqrex.audio import check_waveform, fit_length, load_audio, resample, write_wav
 from freqrex.errors import FreqrexError, FreqrexWarning
@@ -221,19 +222,6 @@ def test_check_waveform_accepts_lists_and_ints():
 
 
 def test_check_waveform_converts_tensor_like_objects():
-    class FakeTensor:
-        def __init__(self, a):
-            self.a = a
-
-        def detach(self):
-            return self
-
-        def cpu(self):
-            return self
-
-        def numpy(self):
-            return self.a
-
     np.testing.assert_array_equal(check_waveform(FakeTensor(np.ones(4))), np.ones(4, np.float32))
 
 

@@ -9,7 +9,14 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from oracles import BAD_KINDS, bad_model, band_energy_model, band_labels, callable_band_oracle
+from oracles import (
+    BAD_KINDS,
+    FakeTensor,
+    bad_model,
+    band_energy_model,
+    band_labels,
+    callable_band_oracle,
+)
 
 from freqrex.config import PROVIDERS, ModelConfig
 from freqrex.errors import FreqrexError, FreqrexWarning, InputError, ModelError
@@ -438,19 +445,6 @@ def test_callable_model_with_a_numpy_function(batch):
 
 def test_callable_gets_float32_contiguous_input_and_tensor_outputs_are_converted():
     seen = {}
-
-    class FakeTensor:
-        def __init__(self, a):
-            self.a = a
-
-        def detach(self):
-            return self
-
-        def cpu(self):
-            return self
-
-        def numpy(self):
-            return self.a
 
     def fn(x):
         seen["dtype"], seen["contiguous"] = x.dtype, x.flags.c_contiguous
