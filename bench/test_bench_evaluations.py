@@ -33,8 +33,10 @@ ADAPTIVE = {"iterations": 10, "search_limit": 3000, "stable_rounds": 2}
 FAST = {"iterations": 30, "search_limit": 3000, "stable_rounds": 1}
 FAST_300 = {**FAST, "minimal_budget": 300}
 ENERGY = {"iterations": 10, "search_limit": 1000, "stable_rounds": 0, "cuts": "energy"}
-SETTINGS = {"now": "adaptive (stable_rounds 2)", "fast": "fast (30 x 100, stable_rounds 1)",
-            "fast_300": "fast, minimal_budget 300", "energy": "energy cuts, search_limit 1000"}
+SETTINGS = {"now": ("adaptive (stable_rounds 2)", ADAPTIVE),
+            "fast": ("fast (30 x 100, stable_rounds 1)", FAST),
+            "fast_300": ("fast, minimal_budget 300", FAST_300),
+            "energy": ("energy cuts, search_limit 1000", ENERGY)}
 KINDS = ("sufficient", "necessary", "complete")
 _rows: list[dict] = []
 
@@ -46,7 +48,7 @@ def model():
 
 def _clips() -> dict[str, object]:
     clips = {p.name: p for p in example_clips()}
-    clips["long_30s.flac"] = long_clip()
+    clips[long_clip().name] = long_clip()
     return clips
 
 
@@ -56,45 +58,40 @@ def _sizes(result) -> dict[str, int | None]:
 
 
 CASES = [(name, seed) for name in _clips() for seed in
-         (SEEDS if name != "long_30s.flac" else SEEDS[:1])]
+         (SEEDS if name != long_clip().name else SEEDS[:1])]
 
 
 @pytest.mark.parametrize(("name", "seed"), CASES)
 def test_adaptive_stops_against_every_iteration(name, seed, model, benchmark):
     clip = _clips()[name]
-    then = freqrex.explain(model, clip, seed=seed, **THEN)
-    fast = freqrex.explain(model, clip, seed=seed, **FAST)
-    fast_300 = freqrex.explain(model, clip, seed=seed, **FAST_300)
-    energy = freqrex.explain(model, clip, seed=seed, **ENERGY)
-    now = benchmark.pedantic(lambda: freqrex.explain(model, clip, seed=seed, **ADAPTIVE),
-                             rounds=1, iterations=1)
-    row = {"clip": name, "seed": seed, "then": then.stats.mutants, "now": now.stats.mutants,
-           "fast": fast.stats.mutants, "fast_300": fast_300.stats.mutants,
-           "energy": energy.stats.mutants,
-           "iterations": (now.stats.iterations, fast.stats.iterations),
-           "sizes_then": _sizes(then), "sizes_now": _sizes(now), "sizes_fast": _sizes(fast),
-           "sizes_fast_300": _sizes(fast_300), "sizes_energy": _sizes(energy)}
+    results = {"then": freqrex.explain(model, clip, seed=seed, **THEN)}
+    for setting, (_, params) in SETTINGS.items():
+        if setting != "now":   # the benchmarked one, below
+            results[setting] = freqrex.explain(model, clip, seed=seed, **params)
+    results["now"] = benchmark.pedantic(
+        lambda: freqrex.explain(model, clip, seed=seed, **ADAPTIVE), rounds=1, iterations=1)
+    row: dict = {"clip": name, "seed": seed,
+                 "iterations": (results["now"].stats.iterations,
+                                results["fast"].stats.iterations)}
+    for setting, result in results.items():
+        row[setting], row[f"sizes_{setting}"] = result.stats.mutants, _sizes(result)
     _rows.append(row)
     benchmark.extra_info.update(row, ratio=row["now"] / row["then"],
-                                ratio_fast=row["fast"] / row["then"],
-                                ratio_fast_300=row["fast_300"] / row["then"],
-                                ratio_energy=row["energy"] / row["then"])
-    print(f"\n{name} seed {seed}: waveforms every iteration {row['then']}, adaptive "
-          f"{row['now']} "
-          f"({row['now'] / row['then']:.2f}x), fast {row['fast']} "
-          f"({row['fast'] / row['then']:.2f}x), fast at 300 {row['fast_300']} "
-          f"({row['fast_300'] / row['then']:.2f}x), energy {row['energy']} "
-          f"({row['energy'] / row['then']:.2f}x); iterations now/fast {row['iterations']}; "
-          f"sizes then {row['sizes_then']} now {row['sizes_now']} fast {row['sizes_fast']} "
-          f"fast at 300 {row['sizes_fast_300']} energy {row['sizes_energy']}")
-    assert now.stats.mutants < then.stats.mutants
+                                **{f"ratio_{setting}": row[setting] / row["then"]
+                                   for setting in SETTINGS if setting != "now"})
+    print(f"\n{name} seed {seed}: waveforms every iteration {row['then']}, " + ", ".join(
+        f"{label} {row[setting]} ({row[setting] / row['then']:.2f}x)"
+        for setting, (label, _) in SETTINGS.items())
+        + f"; iterations now/fast {row['iterations']}; sizes then {row['sizes_then']}, "
+        + ", ".join(f"{setting} {row[f'sizes_{setting}']}" for setting in SETTINGS))
+    assert results["now"].stats.mutants < results["then"].stats.mutants
 
 
 def test_summary():
     """Ratios over every clip and seed above (run after them)."""
     if not _rows:
         pytest.skip("run with the cases above")
-    for setting, label in SETTINGS.items():
+    for setting, (label, _) in SETTINGS.items():
         ratios = [r[setting] / r["then"] for r in _rows]
         print(f"\n{label}: waveforms against every iteration: median "
               f"{statistics.median(ratios):.2f}x, max {max(ratios):.2f}x over {len(ratios)} "
