@@ -38,6 +38,12 @@ _KEY_SEED = 0x6672_6571  # "freq": the keys' own stream, apart from every search
 OVERLAP_SAMPLES = 1 << 16
 """Clips this long or longer synthesise the next batch while the model scores one (below,
 synthesis is cheaper than the hand-over between threads)."""
+RAMP = 3
+"""How much larger each piece of an overlapped fill is than the one before, from two rows:
+a piece is built while the model scores the one before it, so only the first piece's
+synthesis waits, and each next one may take as long to build as the last takes to score
+(on the bundled model at 30 s, with both on two cores, a row scores ~4x as long as it is
+built: see bench/README.md, "Warm engine")."""
 J = TypeVar("J")
 B = TypeVar("B")
 T = TypeVar("T")
@@ -77,19 +83,23 @@ def run_key(sums: np.ndarray, start: int, stop: int) -> Key:
     return int(stop - start), int(d[0]), int(d[1])
 
 
-def pieces(total: int, step: int) -> list[tuple[int, int]]:
+def pieces(total: int, step: int, first: int | None = None) -> list[tuple[int, int]]:
     """``(start, stop)`` of consecutive pieces of ``total`` rows, at most ``step`` each.
 
+    With ``first``, the pieces start at ``first`` rows and grow ``RAMP``-fold up to
+    ``step`` (for :func:`overlapped`, where only the first piece's synthesis waits).
     Pieces hold two rows or more wherever ``total`` allows (no one-row tail, as the model's
     own passes: :func:`freqrex.model.base.pass_rows`), so a step below three may give one
     piece of three rows.
     """
     step = max(2, int(step))
+    size = step if first is None else max(2, min(int(first), step))
     out, start = [], 0
     while start < total:
-        size = pass_rows(total - start, step)
-        out.append((start, start + size))
-        start += size
+        rows = pass_rows(total - start, size)
+        out.append((start, start + rows))
+        start += rows
+        size = min(step, size * RAMP)
     return out
 
 
@@ -304,9 +314,10 @@ class Mutants:
         budget allows; how many each request had evaluated (a mutant two ask for counts
         for the first).
 
-        On clips of ``OVERLAP_SAMPLES`` or more the work is cut into two pieces at least
-        and the next piece is synthesised while the model scores the current one (see
-        :func:`overlapped`), so two pieces are alive at once: the budget counts both.
+        On clips of ``OVERLAP_SAMPLES`` or more the next piece is synthesised while the
+        model scores the current one (see :func:`overlapped`), so two pieces are alive at
+        once: the budget counts both. The pieces then grow from two rows (``RAMP``): the
+        first piece's synthesis is the only one nothing hides.
         """
         kept: set[tuple[int, int]] = set()
         removed: set[tuple[int, int]] = set()
@@ -325,9 +336,8 @@ class Mutants:
             counts.append(len(new_kept) + len(new_removed))
         overlap = self.domain.n >= OVERLAP_SAMPLES
         step = self.rows_per_call(overlap=overlap) // (2 if removed else 1)
-        if overlap and len(entries) >= 4:
-            step = min(step, (len(entries) + 1) // 2)   # two jobs at least: one hides the other
-        jobs = [entries[start:stop] for start, stop in pieces(len(entries), step)]
+        jobs = [entries[start:stop]
+                for start, stop in pieces(len(entries), step, first=2 if overlap else None)]
         make = lambda piece: self._batch(requests, piece, kept, removed)  # noqa: E731
         score = lambda piece, batch: self._score(requests, piece, batch, kept, removed)  # noqa: E731
         if overlap:

@@ -231,17 +231,25 @@ def test_same_seed_same_explanation_for_any_sessions_and_any_budget(oracle):
 
 
 def test_pieces_hold_at_most_step_rows_and_never_leave_one_alone():
-    from freqrex.mutants import pieces
+    from freqrex.mutants import RAMP, pieces
 
     for total in range(0, 40):
         for step in range(0, 12):
-            bounds = pieces(total, step)
-            sizes = [b - a for a, b in bounds]
-            assert sum(sizes) == total and all(b == a2 for (_, b), (a2, _) in
-                                               zip(bounds, bounds[1:]))
-            assert all(s <= max(3 if total % 2 else 2, step) for s in sizes)
-            if total >= 2:  # a step of 2 (or less) takes three rows once instead
-                assert 1 not in sizes, (total, step, sizes)
+            for first in (None, 2):
+                bounds = pieces(total, step, first)
+                sizes = [b - a for a, b in bounds]
+                assert sum(sizes) == total and all(b == a2 for (_, b), (a2, _) in
+                                                   zip(bounds, bounds[1:]))
+                assert all(s <= max(3 if total % 2 else 2, step) for s in sizes)
+                if total >= 2:  # a step of 2 (or less) takes three rows once instead
+                    assert 1 not in sizes, (total, step, sizes)
+                if first is None:
+                    assert all(s == max(2, step) for s in sizes[:-2]), (total, step, sizes)
+                else:  # from two rows up, each piece at most RAMP times the one before
+                    assert sizes[:1] in ([], [2], [3]) or sizes == [total], (total, step, sizes)
+                    assert all(b <= RAMP * a + 1 for a, b in zip(sizes, sizes[1:])), sizes
+                    if total >= 4 and step >= 2:   # something always hides behind the first
+                        assert len(sizes) >= 2, (total, step, sizes)
 
 
 def test_budget_bound_passes_keep_the_arena_warm_within_the_budget(monkeypatch):
