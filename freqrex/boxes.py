@@ -121,10 +121,10 @@ def _cuts(lo: int, hi: int, rng: np.random.Generator, min_size: int,
     # Draw the cuts in the slack left once every child has its minimum size: each child is
     # then at least min_size and the cuts are uniform over the rest.
     slack = hi - lo - count * min_size
-    cuts = np.sort(rng.integers(0, slack + 1, size=count - 1))
-    sizes = np.diff(np.concatenate(([0], cuts, [slack]))) + min_size
-    edges = lo + np.concatenate(([0], np.cumsum(sizes)))
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+    cuts = sorted(rng.integers(0, slack + 1, size=count - 1).tolist())
+    # plain ints: a split has four children, too few for numpy's per-call cost to pay
+    edges = [lo + cut + i * min_size for i, cut in enumerate([0, *cuts, slack])]
+    return list(zip(edges[:-1], edges[1:]))
 
 
 def _energy_cuts(lo: int, hi: int, rng: np.random.Generator, min_size: int, count: int,

@@ -112,6 +112,8 @@ def positive_int(value: Any, name: str) -> int:
     Integral floats (16000.0, e.g. from JSON or numpy) are accepted; 2.5, "16k" or True
     are not.
     """
+    if type(value) is int and value > 0:   # the common case, asked per model call
+        return value
     import numbers
 
     ok = isinstance(value, numbers.Integral) or (

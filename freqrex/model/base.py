@@ -216,8 +216,8 @@ class Model:
             return np.empty((0, self.n_classes), dtype=np.float64)
         parts = self._forward_all(x)
         raw = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
-        bad = ~np.all(np.isfinite(raw), axis=1)
-        if bad.any():
+        if not np.isfinite(raw).all():
+            bad = ~np.all(np.isfinite(raw), axis=1)
             if finite:
                 raise ModelError("the model returned NaN or infinite outputs; check the model "
                                  "and the input audio")
