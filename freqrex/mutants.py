@@ -26,6 +26,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from freqrex import _kernels as kernels
 from freqrex.boxes import Box, Interval
 from freqrex.criterion import Criterion
 from freqrex.domains import Domain
@@ -137,9 +138,8 @@ class Mutants:
     # names ------------------------------------------------------------------------------
     def key(self, features: np.ndarray) -> Key:
         """The name of the mutant keeping ``features`` (flat indices, any order)."""
-        features = np.asarray(features, dtype=np.int64)
-        w = self._feature_words(features).sum(axis=0, dtype=np.uint64)
-        return int(features.size), int(w[0]), int(w[1])
+        w = self.run_sums(features)[-1]
+        return int(len(features)), int(w[0]), int(w[1])
 
     def box_key(self, boxes: Sequence[Box]) -> Key:
         """The name of the mutant keeping a union of disjoint boxes."""
@@ -158,13 +158,7 @@ class Mutants:
     def run_sums(self, features: np.ndarray) -> np.ndarray:
         """The features' words summed in their order, ``[len(features) + 1, 2]``: the name
         of any run ``features[a:b]`` is then ``run_key(sums, a, b)``, whatever its length."""
-        return np.vstack([np.zeros((1, 2), np.uint64),
-                          np.cumsum(self._feature_words(np.asarray(features, np.int64)),
-                                    axis=0)])
-
-    def _feature_words(self, features: np.ndarray) -> np.ndarray:
-        """The two words of each feature, ``[len(features), 2]`` (uint64 wraps silently)."""
-        return self._cumulative[features + 1] - self._cumulative[features]
+        return kernels.word_sums(self._cumulative, features)
 
     def _runs(self, box: Box) -> list[tuple[int, int]]:
         if isinstance(box, Interval):

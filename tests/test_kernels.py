@@ -362,6 +362,37 @@ def test_mask_from_bins_rejects_out_of_range():
         kern.mask_from_bins(np.array([4]), 4)
 
 
+
+# --------------------------------------------------------------------------- names
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 3000), data=st.data())
+def test_word_sums_match_numpy(seed, n, data):
+    """The names' running sums are numpy's gather, difference and cumulative sum, bit for
+    bit, wrapping included (random 64-bit words overflow on the second feature)."""
+    rng = np.random.default_rng(seed)
+    words = rng.integers(0, np.iinfo(np.uint64).max, size=(n, 2), dtype=np.uint64,
+                         endpoint=True)
+    cumulative = np.vstack([np.zeros((1, 2), np.uint64), np.cumsum(words, axis=0)])
+    features = rng.integers(0, n, data.draw(st.integers(0, 2 * n))).astype(np.int64)
+    ref = np.vstack([np.zeros((1, 2), np.uint64),
+                     np.cumsum(cumulative[features + 1] - cumulative[features], axis=0)])
+    got = kern.word_sums(cumulative, features)
+    assert got.dtype == np.uint64 and got.shape == (features.size + 1, 2)
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(got[1:] - got[:-1], words[features])
+
+
+def test_word_sums_reject_indices_outside_the_table():
+    cumulative = np.zeros((5, 2), np.uint64)   # four features
+    for bad in ([-1], [4], [0, 7]):
+        with pytest.raises(ValueError):
+            kern.word_sums(cumulative, np.array(bad))
+    with pytest.raises(ValueError):
+        kern.word_sums(np.zeros(5, np.uint64), np.array([0]))
+    assert kern.word_sums(cumulative, np.array([], np.int64)).shape == (1, 2)
+
 # --------------------------------------------------------------------------- plans
 
 

@@ -8,6 +8,7 @@ Plain arrays in, plain arrays out; nothing here imports the rest of freqrex.
     stft.py     forward STFT, inverse STFT of the frames a part touches (frames.py: its
                 per-worker buffers and Numba kernels)
     synth.py    Numba: mutants as sums of part signals, bin-set masks, ranks
+    keys.py     Numba: running sums of the mutants' names
 
 Importing this package imports numpy only; pyfftw and numba are loaded by the first use
 of a name that needs them (this module's ``__getattr__``).
@@ -22,6 +23,7 @@ from .pool import set_threads, threads
 
 if TYPE_CHECKING:
     from .fft import bin_set_parts, interval_parts, irfft_batch, prefix_parts, rfft
+    from .keys import word_sums
     from .synth import apply_mask, combine, combine_blas, combine_numba, mask_from_bins
 
 _HOME = {
@@ -35,6 +37,7 @@ _HOME = {
     "mask_from_bins": "synth",
     "prefix_parts": "fft",
     "rfft": "fft",
+    "word_sums": "keys",
 }
 
 __all__ = [
@@ -50,6 +53,7 @@ __all__ = [
     "rfft",
     "set_threads",
     "threads",
+    "word_sums",
 ]
 
 
