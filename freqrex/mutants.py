@@ -43,7 +43,7 @@ RAMP = 3
 """How much larger each piece of an overlapped fill is than the one before, from two rows:
 a piece is built while the model scores the one before it, so only the first piece's
 synthesis waits, and each next one may take as long to build as the last takes to score
-(on the bundled model at 30 s, with both on two cores, a row scores ~4x as long as it is
+(on the bundled model at 30 s, with both on two cores, a row scores ~3x as long as it is
 built: see bench/README.md, "Warm engine")."""
 J = TypeVar("J")
 B = TypeVar("B")

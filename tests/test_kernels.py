@@ -362,7 +362,6 @@ def test_mask_from_bins_rejects_out_of_range():
         kern.mask_from_bins(np.array([4]), 4)
 
 
-
 # --------------------------------------------------------------------------- names
 
 
@@ -392,6 +391,7 @@ def test_word_sums_reject_indices_outside_the_table():
     with pytest.raises(ValueError):
         kern.word_sums(np.zeros(5, np.uint64), np.array([0]))
     assert kern.word_sums(cumulative, np.array([], np.int64)).shape == (1, 2)
+
 
 # --------------------------------------------------------------------------- plans
 
